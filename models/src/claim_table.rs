@@ -1,0 +1,400 @@
+//! The in-memory store's claim logic: one mutex-protected map from scope to
+//! record, where deciding and writing happen under a single lock
+//! acquisition. Synchronous and runtime-free so that loom can check it; the
+//! async service wraps it (waiting is done through [`Waker`] callbacks).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::key::{Fingerprint, LeaseToken, Scope};
+use crate::record::{Decision, KeyRecord, KeyState, Terms, Timestamp, decide};
+use crate::sync::{Mutex, MutexGuard};
+
+/// Called once when the in-progress record a request is waiting on changes
+/// (completed, released, taken over or reaped). Registered under the same
+/// lock that decided "in flight", so a completion can never slip in between
+/// the decision and the registration: no lost wake-ups.
+pub type Waker = Box<dyn FnOnce() + Send>;
+
+/// Outcome of [`ClaimTable::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim<R> {
+    /// The caller owns the key and must complete or release it.
+    Acquired,
+    /// The key completed with the same payload; here is its result.
+    Replay(R),
+    /// The key was used with another payload.
+    Mismatch {
+        /// The original result, if it completed.
+        original: Option<R>,
+    },
+    /// Another request owns the key. If a waker was given it is registered.
+    InFlight {
+        /// When the owner's claim becomes abandoned.
+        lease_expires_at: Timestamp,
+    },
+}
+
+/// Why [`ClaimTable::complete`] did not store a result.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CompleteError<E> {
+    /// The caller's claim is gone (its lease expired and the key was taken
+    /// over, released or reaped): the work was not run.
+    NotOwner,
+    /// The work itself failed; the claim is left in place for the caller to
+    /// release.
+    Work(E),
+}
+
+/// Thread-safe table of idempotency records.
+pub struct ClaimTable<R> {
+    /// Lease and TTL applied to every claim.
+    terms: Terms,
+    /// Records and their expiry index, always changed together.
+    inner: Mutex<Inner<R>>,
+}
+
+struct Inner<R> {
+    /// The records, keyed by scope.
+    slots: HashMap<Scope, Slot<R>>,
+    /// `(expires_at, scope)` of every record, so reaping visits only the
+    /// expired ones instead of scanning the table.
+    by_expiry: BTreeSet<(Timestamp, Scope)>,
+}
+
+struct Slot<R> {
+    record: KeyRecord<R>,
+    /// Requests waiting for this in-progress record to change.
+    waiters: Vec<Waker>,
+}
+
+impl<R: Clone> ClaimTable<R> {
+    /// An empty table.
+    pub fn new(terms: Terms) -> Self {
+        Self {
+            terms,
+            inner: Mutex::new(Inner {
+                slots: HashMap::new(),
+                by_expiry: BTreeSet::new(),
+            }),
+        }
+    }
+
+    /// Lease and TTL in force.
+    pub fn terms(&self) -> Terms {
+        self.terms
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<R>> {
+        // A panic while holding the lock cannot leave a half-written
+        // record (every mutation is a single insert/remove), so a poisoned
+        // lock is still consistent.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Decides what a request with `fingerprint` gets for `scope` at `now`
+    /// and, when the key is free, claims it for `token` in the same
+    /// critical section. When the key is in flight and `waker` is given, it
+    /// is called once that claim changes.
+    pub fn claim(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+        waker: Option<Waker>,
+    ) -> Claim<R> {
+        let mut inner = self.lock();
+        let decision = decide(inner.slots.get(scope).map(|s| &s.record), &fingerprint, now);
+        let woken = match decision {
+            Decision::Claim => {
+                let record = KeyRecord::claimed(fingerprint, token, now, self.terms);
+                inner.put(scope.clone(), record)
+            }
+            Decision::InFlight { .. } => {
+                if let (Some(w), Some(slot)) = (waker, inner.slots.get_mut(scope)) {
+                    slot.waiters.push(w);
+                }
+                Vec::new()
+            }
+            Decision::Replay(_) | Decision::Mismatch { .. } => Vec::new(),
+        };
+        drop(inner);
+        wake(woken);
+        match decision {
+            Decision::Claim => Claim::Acquired,
+            Decision::Replay(r) => Claim::Replay(r),
+            Decision::Mismatch { original } => Claim::Mismatch { original },
+            Decision::InFlight { lease_expires_at } => Claim::InFlight { lease_expires_at },
+        }
+    }
+
+    /// If `token` still owns `scope`, runs `work` and stores its result as
+    /// the key's outcome, atomically: no other request can observe the key
+    /// between the work and the completion, and a caller whose claim was
+    /// taken over never runs its work. `work` runs under the table lock, so
+    /// it must be short and must not touch this table.
+    pub fn complete<E>(
+        &self,
+        scope: &Scope,
+        token: LeaseToken,
+        work: impl FnOnce() -> Result<R, E>,
+    ) -> Result<R, CompleteError<E>> {
+        let mut inner = self.lock();
+        let Some(slot) = inner.slots.get_mut(scope) else {
+            return Err(CompleteError::NotOwner);
+        };
+        if slot.record.token() != Some(token) {
+            return Err(CompleteError::NotOwner);
+        }
+        let result = work().map_err(CompleteError::Work)?;
+        slot.record.state = KeyState::Completed {
+            result: result.clone(),
+        };
+        let woken = std::mem::take(&mut slot.waiters);
+        drop(inner);
+        wake(woken);
+        Ok(result)
+    }
+
+    /// Gives up the claim `token` holds on `scope` (the work failed, or the
+    /// request was cancelled), so that a retry can claim the key at once.
+    /// Returns whether there was such a claim.
+    pub fn release(&self, scope: &Scope, token: LeaseToken) -> bool {
+        let mut inner = self.lock();
+        let owned = inner
+            .slots
+            .get(scope)
+            .is_some_and(|slot| slot.record.token() == Some(token));
+        if !owned {
+            return false;
+        }
+        let woken = inner.remove(scope);
+        drop(inner);
+        wake(woken);
+        true
+    }
+
+    /// Removes up to `limit` records that are dead at `now` (completed and
+    /// past their TTL, or abandoned), oldest expiry first. Returns how many
+    /// were removed.
+    pub fn reap_expired(&self, now: Timestamp, limit: usize) -> usize {
+        let mut inner = self.lock();
+        let due: Vec<Scope> = inner
+            .by_expiry
+            .iter()
+            .take_while(|(expires_at, _)| *expires_at <= now)
+            .map(|(_, scope)| scope)
+            .filter(|scope| inner.slots.get(*scope).is_some_and(|s| s.record.is_dead(now)))
+            .take(limit)
+            .cloned()
+            .collect();
+        let mut woken = Vec::new();
+        for scope in &due {
+            woken.extend(inner.remove(scope));
+        }
+        drop(inner);
+        wake(woken);
+        due.len()
+    }
+
+    /// A copy of the record stored for `scope`, dead or alive.
+    pub fn record(&self, scope: &Scope) -> Option<KeyRecord<R>> {
+        self.lock().slots.get(scope).map(|s| s.record.clone())
+    }
+
+    /// Number of stored records, dead ones included until reaped.
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    /// Whether the table holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<R> Inner<R> {
+    /// Stores `record` for `scope`, replacing any previous one; returns the
+    /// replaced record's waiters so the caller can wake them.
+    fn put(&mut self, scope: Scope, record: KeyRecord<R>) -> Vec<Waker> {
+        let woken = self.remove(&scope);
+        self.by_expiry.insert((record.expires_at, scope.clone()));
+        self.slots.insert(
+            scope,
+            Slot {
+                record,
+                waiters: Vec::new(),
+            },
+        );
+        woken
+    }
+
+    fn remove(&mut self, scope: &Scope) -> Vec<Waker> {
+        match self.slots.remove(scope) {
+            Some(slot) => {
+                self.by_expiry.remove(&(slot.record.expires_at, scope.clone()));
+                slot.waiters
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Wakers run outside the lock: they may do anything, including claiming.
+fn wake(wakers: Vec<Waker>) {
+    for w in wakers {
+        w();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use chrono::{DateTime, Duration};
+
+    use super::*;
+    use crate::key::IdempotencyKey;
+
+    fn t(secs: i64) -> Timestamp {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid timestamp")
+    }
+
+    fn table() -> ClaimTable<u32> {
+        ClaimTable::new(Terms {
+            lease: Duration::seconds(30),
+            ttl: Duration::seconds(100),
+        })
+    }
+
+    fn scope(org: i64, key: &str) -> Scope {
+        Scope {
+            organization_id: org,
+            user_id: 1,
+            endpoint: "POST /things".into(),
+            key: IdempotencyKey::parse(key).expect("valid key"),
+        }
+    }
+
+    fn counter() -> (Arc<AtomicUsize>, impl Fn() -> Waker) {
+        let n = Arc::new(AtomicUsize::new(0));
+        let m = n.clone();
+        (n, move || {
+            let m = m.clone();
+            Box::new(move || {
+                m.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+    }
+
+    #[test]
+    fn claim_complete_replay() {
+        let table = table();
+        let (s, fp, tok) = (scope(1, "k"), Fingerprint([1; 32]), LeaseToken::random());
+        assert_eq!(table.claim(&s, fp, tok, t(0), None), Claim::Acquired);
+        assert_eq!(table.complete(&s, tok, || Ok::<_, ()>(7)), Ok(7));
+        assert_eq!(table.claim(&s, fp, LeaseToken::random(), t(1), None), Claim::Replay(7));
+        assert_eq!(
+            table.claim(&s, Fingerprint([2; 32]), LeaseToken::random(), t(1), None),
+            Claim::Mismatch { original: Some(7) }
+        );
+    }
+
+    #[test]
+    fn waiters_are_woken_once_by_completion() {
+        let table = table();
+        let (s, fp, tok) = (scope(1, "k"), Fingerprint([1; 32]), LeaseToken::random());
+        let (woken, waker) = counter();
+        table.claim(&s, fp, tok, t(0), None);
+        let other = LeaseToken::random();
+        assert!(matches!(
+            table.claim(&s, fp, other, t(1), Some(waker())),
+            Claim::InFlight { .. }
+        ));
+        assert_eq!(woken.load(Ordering::SeqCst), 0);
+        table.complete(&s, tok, || Ok::<_, ()>(7)).expect("owner completes");
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        table.release(&s, tok);
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_taken_over_owner_cannot_complete() {
+        let table = table();
+        let (s, fp) = (scope(1, "k"), Fingerprint([1; 32]));
+        let (old, new) = (LeaseToken::random(), LeaseToken::random());
+        let (woken, waker) = counter();
+        table.claim(&s, fp, old, t(0), None);
+        table.claim(&s, fp, LeaseToken::random(), t(1), Some(waker()));
+        assert_eq!(table.claim(&s, fp, new, t(30), None), Claim::Acquired);
+        assert_eq!(woken.load(Ordering::SeqCst), 1, "takeover wakes waiters");
+        let mut ran = false;
+        let late = table.complete(&s, old, || {
+            ran = true;
+            Ok::<_, ()>(1)
+        });
+        assert_eq!(late, Err(CompleteError::NotOwner));
+        assert!(!ran, "a late owner's work never runs");
+        assert!(!table.release(&s, old));
+        assert_eq!(table.complete(&s, new, || Ok::<_, ()>(2)), Ok(2));
+    }
+
+    #[test]
+    fn failed_work_leaves_the_claim_for_release() {
+        let table = table();
+        let (s, fp, tok) = (scope(1, "k"), Fingerprint([1; 32]), LeaseToken::random());
+        table.claim(&s, fp, tok, t(0), None);
+        assert_eq!(table.complete(&s, tok, || Err::<u32, _>("db down")), Err(CompleteError::Work("db down")));
+        assert!(table.release(&s, tok));
+        assert_eq!(table.claim(&s, fp, LeaseToken::random(), t(1), None), Claim::Acquired);
+    }
+
+    #[test]
+    fn scopes_are_independent() {
+        let table = table();
+        let fp = Fingerprint([1; 32]);
+        for org in 1..=3 {
+            assert_eq!(table.claim(&scope(org, "k"), fp, LeaseToken::random(), t(0), None), Claim::Acquired);
+        }
+        assert_eq!(table.len(), 3);
+    }
+
+    #[test]
+    fn reaping_removes_only_dead_records_in_expiry_order() {
+        let table = table();
+        let fp = Fingerprint([1; 32]);
+        let done = scope(1, "done");
+        let tok = LeaseToken::random();
+        table.claim(&done, fp, tok, t(0), None);
+        table.complete(&done, tok, || Ok::<_, ()>(1)).expect("completes");
+        let abandoned = scope(1, "abandoned");
+        table.claim(&abandoned, fp, LeaseToken::random(), t(10), None);
+        let fresh = scope(1, "fresh");
+        let tok2 = LeaseToken::random();
+        table.claim(&fresh, fp, tok2, t(50), None);
+        table.complete(&fresh, tok2, || Ok::<_, ()>(2)).expect("completes");
+
+        assert_eq!(table.reap_expired(t(99), 10), 0, "nothing past its TTL yet");
+        assert_eq!(table.reap_expired(t(100), 10), 1);
+        assert!(table.record(&done).is_none());
+        assert_eq!(table.reap_expired(t(110), 10), 1);
+        assert!(table.record(&abandoned).is_none());
+        assert!(table.record(&fresh).is_some());
+        assert_eq!(table.reap_expired(t(1000), 10), 1);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn reaping_is_batched() {
+        let table = table();
+        let fp = Fingerprint([1; 32]);
+        for i in 0..5 {
+            table.claim(&scope(1, &format!("k{i}")), fp, LeaseToken::random(), t(0), None);
+        }
+        assert_eq!(table.reap_expired(t(200), 2), 2);
+        assert_eq!(table.reap_expired(t(200), 2), 2);
+        assert_eq!(table.reap_expired(t(200), 2), 1);
+        assert!(table.is_empty());
+    }
+}

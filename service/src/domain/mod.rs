@@ -1,0 +1,4 @@
+//! Domain types of the agent service, independent of HTTP and storage.
+
+pub mod agent;
+pub mod canonical_json;

@@ -1,0 +1,157 @@
+//! The one error type of the HTTP layer. Every variant is one status, every
+//! response is RFC 9457 `application/problem+json` with a stable `code`,
+//! and nothing internal (SQL, driver messages) ever reaches a client: the
+//! cause of a 503 goes to the log only.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::domain::agent::FieldError;
+use crate::store::StoreError;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds a client should wait before retrying a 409 or 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request: bad query, JSON syntax, conflicting keys (400).
+    #[error("{detail}")]
+    BadRequest {
+        /// Stable code.
+        code: &'static str,
+        /// What to fix.
+        detail: String,
+    },
+    /// Missing, invalid or expired token (401).
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    /// Authenticated, but not a member of the organisation (403).
+    #[error("you are not a member of organization {0}")]
+    Forbidden(i64),
+    /// No such resource here (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Route exists, method does not (405).
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// A request with this idempotency key is still in flight (409).
+    #[error("a request with this idempotency key is still being processed; retry later")]
+    InFlight,
+    /// Body over `MAX_BODY_BYTES` (413).
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Body is not JSON by its content type (415).
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// Idempotency key reused with a different payload (422).
+    #[error("this idempotency key was already used with a different request payload")]
+    KeyReused,
+    /// Well-formed JSON that fails validation (422).
+    #[error("the request body failed validation")]
+    Validation(Vec<FieldError>),
+    /// The store is unreachable or failed (503); nothing was written.
+    #[error("the service is temporarily unavailable; retry later")]
+    Unavailable(#[source] StoreError),
+}
+
+impl ApiError {
+    /// A 400 with a code and detail.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// HTTP status of the variant.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InFlight => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::KeyReused | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InFlight => "idempotency_key_conflict",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::KeyReused => "idempotency_key_reused",
+            Self::Validation(_) => "validation_failed",
+            Self::Unavailable(_) => "service_unavailable",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::Unavailable(e)
+    }
+}
+
+/// The RFC 9457 body.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Unavailable(cause) = &self {
+            tracing::error!(error = ?cause, "store failure answered with 503");
+        }
+        let status = self.status();
+        let problem = Problem {
+            kind: format!("urn:idemproof:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code(),
+            errors: match &self {
+                Self::Validation(errors) => Some(errors),
+                _ => None,
+            },
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match self {
+            Self::InFlight | Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

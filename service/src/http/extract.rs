@@ -1,0 +1,182 @@
+//! Request parsing shared by the handlers: the bearer token, the
+//! `organization_id` query parameter, the JSON body and the idempotency key.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use idemproof_models::IdempotencyKey;
+use serde_json::Value;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{AuthError, User};
+
+/// Name of the request header carrying the key (IETF draft).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+impl FromRequestParts<AppState> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+        let value = value.to_str().map_err(|_| AuthError::Invalid)?;
+        let (scheme, token) = value.split_once(' ').ok_or(AuthError::Invalid)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthError::Missing.into());
+        }
+        Ok(state.verifier.verify(token.trim())?)
+    }
+}
+
+/// Query parameters, parsed leniently so each handler can give a precise
+/// error for each parameter.
+pub type QueryParams = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// The query parameters, or 400 if the query string cannot be decoded.
+pub fn params(query: QueryParams) -> Result<HashMap<String, String>, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+/// The `organization_id` query parameter the caller must be a member of.
+pub fn organization_id(params: &HashMap<String, String>, user: &User) -> Result<i64, ApiError> {
+    let raw = params
+        .get("organization_id")
+        .ok_or_else(|| ApiError::bad_request("invalid_organization_id", "organization_id query parameter is required"))?;
+    let id = raw
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::bad_request("invalid_organization_id", "organization_id must be a positive integer"))?;
+    if !user.is_member_of(id) {
+        return Err(ApiError::Forbidden(id));
+    }
+    Ok(id)
+}
+
+/// Parses a JSON body after checking its content type and size.
+pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Value, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit),
+        _ => ApiError::bad_request("invalid_body", "the request body could not be read"),
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))
+}
+
+/// The idempotency key from the `Idempotency-Key` header and/or the body's
+/// `idempotency_key` field. They must agree when both are present.
+pub fn idempotency_key(headers: &HeaderMap, from_body: Option<&str>) -> Result<Option<IdempotencyKey>, ApiError> {
+    let from_header = header_key(headers)?;
+    let raw = match (from_header.as_deref(), from_body) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(ApiError::bad_request(
+                "conflicting_idempotency_keys",
+                "the Idempotency-Key header and the idempotency_key field differ",
+            ));
+        }
+        (Some(k), _) | (None, Some(k)) => k,
+        (None, None) => return Ok(None),
+    };
+    IdempotencyKey::parse(raw)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))
+}
+
+/// The header's key: an RFC 8941 sf-string (`"..."`, as the IETF draft
+/// specifies) or, for older clients, a bare token.
+fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let invalid = |detail: &str| ApiError::bad_request("invalid_idempotency_key", detail);
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(invalid("send exactly one Idempotency-Key header"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| invalid("the Idempotency-Key header must be printable ASCII"))?
+        .trim();
+    let Some(quoted) = value.strip_prefix('"') else {
+        return Ok(Some(value.to_owned()));
+    };
+    let mut key = String::with_capacity(quoted.len());
+    let mut chars = quoted.chars();
+    loop {
+        match chars.next() {
+            Some('"') if chars.as_str().is_empty() => return Ok(Some(key)),
+            Some('\\') => match chars.next() {
+                Some(c @ ('"' | '\\')) => key.push(c),
+                _ => return Err(invalid("bad escape in the Idempotency-Key sf-string")),
+            },
+            Some('"') | None => return Err(invalid("unterminated or trailing data in the Idempotency-Key sf-string")),
+            Some(c) => key.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn with_key(v: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static(v));
+        h
+    }
+
+    fn key(h: &HeaderMap, body: Option<&str>) -> Result<Option<String>, &'static str> {
+        idempotency_key(h, body)
+            .map(|k| k.map(|k| k.as_str().to_owned()))
+            .map_err(|e| e.code())
+    }
+
+    #[test]
+    fn sf_strings_and_bare_tokens() {
+        assert_eq!(key(&with_key("\"abc-123\""), None), Ok(Some("abc-123".into())));
+        assert_eq!(key(&with_key("abc-123"), None), Ok(Some("abc-123".into())));
+        assert_eq!(key(&with_key(r#""a\"b\\c""#), None), Ok(Some(r#"a"b\c"#.into())));
+        assert_eq!(key(&with_key("\"abc"), None), Err("invalid_idempotency_key"));
+        assert_eq!(key(&with_key("\"a\"b\""), None), Err("invalid_idempotency_key"));
+        assert_eq!(key(&with_key(r#""a\nb""#), None), Err("invalid_idempotency_key"));
+        assert_eq!(key(&with_key("\"\""), None), Err("invalid_idempotency_key"));
+        assert_eq!(key(&with_key("\"a b\""), None), Err("invalid_idempotency_key"));
+    }
+
+    #[test]
+    fn header_and_body_must_agree() {
+        assert_eq!(key(&with_key("k"), Some("k")), Ok(Some("k".into())));
+        assert_eq!(key(&with_key("\"k\""), Some("k")), Ok(Some("k".into())));
+        assert_eq!(key(&with_key("k"), Some("j")), Err("conflicting_idempotency_keys"));
+        assert_eq!(key(&HeaderMap::new(), Some("j")), Ok(Some("j".into())));
+        assert_eq!(key(&HeaderMap::new(), None), Ok(None));
+        assert_eq!(key(&HeaderMap::new(), Some("")), Err("invalid_idempotency_key"));
+    }
+
+    #[test]
+    fn two_headers_are_refused() {
+        let mut h = with_key("a");
+        h.append(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("b"));
+        assert_eq!(key(&h, None), Err("invalid_idempotency_key"));
+    }
+}

@@ -1,0 +1,119 @@
+//! `GET /metrics`: Prometheus text exposition of the creation outcomes and
+//! of how many creations carried a key. A handful of atomic counters; no
+//! metrics framework needed.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AppState;
+
+/// How a creation request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 201: this request created the agent.
+    Created,
+    /// 200: replay of an earlier request with the same key.
+    Replayed,
+    /// 422: key reused with another payload.
+    Mismatch,
+    /// 409: the original was still in flight.
+    Conflict,
+    /// Other 4xx: the request was refused as invalid.
+    Invalid,
+    /// 5xx: the store failed.
+    Error,
+}
+
+const OUTCOMES: [(Outcome, &str); 6] = [
+    (Outcome::Created, "created"),
+    (Outcome::Replayed, "replayed"),
+    (Outcome::Mismatch, "mismatch"),
+    (Outcome::Conflict, "conflict"),
+    (Outcome::Invalid, "invalid"),
+    (Outcome::Error, "error"),
+];
+
+/// Process-wide counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Creation requests by [`Outcome`], indexed like `OUTCOMES`.
+    outcomes: [AtomicU64; 6],
+    /// Valid creation requests, and those of them that carried a key: the
+    /// share tells how far clients have adopted keys.
+    creates: AtomicU64,
+    keyed_creates: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one finished creation request.
+    pub fn record(&self, outcome: Outcome) {
+        let i = OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
+        self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one valid creation request, keyed or not.
+    pub fn record_create(&self, keyed: bool) {
+        self.creates.fetch_add(1, Ordering::Relaxed);
+        if keyed {
+            self.keyed_creates.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP idemproof_create_requests_total Agent creation requests by outcome.");
+        let _ = writeln!(out, "# TYPE idemproof_create_requests_total counter");
+        for (i, (_, label)) in OUTCOMES.iter().enumerate() {
+            let n = self.outcomes[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "idemproof_create_requests_total{{outcome=\"{label}\"}} {n}");
+        }
+        let creates = self.creates.load(Ordering::Relaxed);
+        let keyed = self.keyed_creates.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP idemproof_valid_creates_total Valid agent creation requests.");
+        let _ = writeln!(out, "# TYPE idemproof_valid_creates_total counter");
+        let _ = writeln!(out, "idemproof_valid_creates_total {creates}");
+        let _ = writeln!(out, "# HELP idemproof_keyed_creates_total Valid agent creation requests that carried an idempotency key.");
+        let _ = writeln!(out, "# TYPE idemproof_keyed_creates_total counter");
+        let _ = writeln!(out, "idemproof_keyed_creates_total {keyed}");
+        let share = if creates == 0 { 0.0 } else { keyed as f64 / creates as f64 };
+        let _ = writeln!(out, "# HELP idemproof_keyed_create_share Share of valid creation requests that carried an idempotency key.");
+        let _ = writeln!(out, "# TYPE idemproof_keyed_create_share gauge");
+        let _ = writeln!(out, "idemproof_keyed_create_share {share}");
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_share() {
+        let m = Metrics::default();
+        m.record(Outcome::Created);
+        m.record(Outcome::Replayed);
+        m.record(Outcome::Replayed);
+        m.record_create(true);
+        m.record_create(true);
+        m.record_create(true);
+        m.record_create(false);
+        let text = m.render();
+        assert!(text.contains("idemproof_create_requests_total{outcome=\"created\"} 1\n"));
+        assert!(text.contains("idemproof_create_requests_total{outcome=\"replayed\"} 2\n"));
+        assert!(text.contains("idemproof_create_requests_total{outcome=\"error\"} 0\n"));
+        assert!(text.contains("idemproof_keyed_create_share 0.75\n"));
+    }
+}
