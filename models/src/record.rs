@@ -63,7 +63,12 @@ pub struct KeyRecord<R> {
 
 impl<R> KeyRecord<R> {
     /// A fresh claim made at `now`.
-    pub fn claimed(fingerprint: Fingerprint, token: LeaseToken, now: Timestamp, terms: Terms) -> Self {
+    pub fn claimed(
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+        terms: Terms,
+    ) -> Self {
         Self {
             fingerprint,
             state: KeyState::InProgress {
@@ -201,7 +206,10 @@ mod tests {
 
     #[test]
     fn completed_keys_replay_until_their_ttl_ends() {
-        let r = completed(KeyRecord::claimed(fp(1), LeaseToken::random(), t(0), terms()), 7);
+        let r = completed(
+            KeyRecord::claimed(fp(1), LeaseToken::random(), t(0), terms()),
+            7,
+        );
         assert_eq!(decide(Some(&r), &fp(1), t(99)), Decision::Replay(7));
         assert_eq!(decide(Some(&r), &fp(1), t(100)), Decision::Claim);
     }

@@ -68,13 +68,17 @@ impl Verifier {
 
     /// Checks `token` and returns the user it names.
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid,
-            }
-        })?;
-        let id = data.claims.sub.parse::<i64>().map_err(|_| AuthError::Invalid)?;
+            },
+        )?;
+        let id = data
+            .claims
+            .sub
+            .parse::<i64>()
+            .map_err(|_| AuthError::Invalid)?;
         Ok(User {
             id,
             orgs: data.claims.orgs,
@@ -91,7 +95,11 @@ pub fn mint(secret: &str, user_id: i64, orgs: &[i64], ttl_secs: i64) -> anyhow::
         exp: chrono::Utc::now().timestamp() + ttl_secs,
     };
     let key = EncodingKey::from_secret(secret.as_bytes())?;
-    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)?)
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &key,
+    )?)
 }
 
 #[cfg(test)]
@@ -104,7 +112,10 @@ mod tests {
         let bytes = s.as_bytes();
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
             let chars = chunk.len() + 1;
             for i in 0..chars {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -116,7 +127,10 @@ mod tests {
     #[test]
     fn round_trip() {
         let token = mint("s3cret", 42, &[1, 2], 60).expect("mint");
-        let user = Verifier::new("s3cret").expect("verifier").verify(&token).expect("valid");
+        let user = Verifier::new("s3cret")
+            .expect("verifier")
+            .verify(&token)
+            .expect("valid");
         assert_eq!(user.id, 42);
         assert!(user.is_member_of(2));
         assert!(!user.is_member_of(3));
@@ -152,7 +166,8 @@ mod tests {
             exp: chrono::Utc::now().timestamp() + 60,
         };
         let key = EncodingKey::from_secret(b"s3cret").expect("key");
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("encode");
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("encode");
         let v = Verifier::new("s3cret").expect("verifier");
         assert_eq!(v.verify(&token).unwrap_err(), AuthError::Invalid);
     }

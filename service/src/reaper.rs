@@ -19,13 +19,18 @@ pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, interval: Duratio
         match reap_all(store.as_ref(), clock.as_ref()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(reaped = n, "expired idempotency keys deleted"),
-            Err(e) => tracing::warn!(error = %e, "reaping expired idempotency keys failed; will retry"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reaping expired idempotency keys failed; will retry")
+            }
         }
     }
 }
 
 /// Deletes every key dead now, batch by batch; returns how many.
-pub async fn reap_all(store: &dyn Store, clock: &dyn Clock) -> Result<u64, crate::store::StoreError> {
+pub async fn reap_all(
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> Result<u64, crate::store::StoreError> {
     let mut total = 0;
     loop {
         let n = store.reap_expired(clock.now(), BATCH).await?;

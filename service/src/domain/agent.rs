@@ -149,10 +149,16 @@ impl CreateEnvelope {
         };
         let organization_id = match obj.get("organization_id") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_i64().filter(|id| *id > 0).ok_or_else(|| BodyError::BadRequest {
-                code: "invalid_organization_id",
-                detail: "organization_id in the body must be a positive integer".into(),
-            })?),
+            Some(v) => {
+                Some(
+                    v.as_i64()
+                        .filter(|id| *id > 0)
+                        .ok_or_else(|| BodyError::BadRequest {
+                            code: "invalid_organization_id",
+                            detail: "organization_id in the body must be a positive integer".into(),
+                        })?,
+                )
+            }
         };
         let idempotency_key = match obj.get("idempotency_key") {
             None | Some(Value::Null) => None,
@@ -176,7 +182,10 @@ impl CreateEnvelope {
                 if trimmed.is_empty() {
                     errors.push(field_error("name", "must not be empty"));
                 } else if trimmed.chars().count() > MAX_NAME_CHARS {
-                    errors.push(field_error("name", &format!("must be at most {MAX_NAME_CHARS} characters")));
+                    errors.push(field_error(
+                        "name",
+                        &format!("must be at most {MAX_NAME_CHARS} characters"),
+                    ));
                 }
                 trimmed.to_owned()
             }
@@ -227,12 +236,20 @@ fn field_error(field: &'static str, message: &str) -> FieldError {
     }
 }
 
-fn optional_text(obj: &Map<String, Value>, field: &'static str, max_chars: usize, errors: &mut Vec<FieldError>) -> Option<String> {
+fn optional_text(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    max_chars: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     match obj.get(field) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) if s.chars().count() > max_chars => {
-            errors.push(field_error(field, &format!("must be at most {max_chars} characters")));
+            errors.push(field_error(
+                field,
+                &format!("must be at most {max_chars} characters"),
+            ));
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
@@ -243,7 +260,11 @@ fn optional_text(obj: &Map<String, Value>, field: &'static str, max_chars: usize
     }
 }
 
-fn optional_object(obj: &Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Map<String, Value> {
+fn optional_object(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    errors: &mut Vec<FieldError>,
+) -> Map<String, Value> {
     match obj.get(field) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -278,7 +299,9 @@ mod tests {
     #[test]
     fn nested_key_order_does_not_change_the_fingerprint() {
         let a = spec(json!({"name": "Bot", "config": {"a": 1, "b": {"c": 2, "d": 3}}}));
-        let b: Value = serde_json::from_str(r#"{"config": {"b": {"d": 3, "c": 2}, "a": 1}, "name": "Bot"}"#).expect("json");
+        let b: Value =
+            serde_json::from_str(r#"{"config": {"b": {"d": 3, "c": 2}, "a": 1}, "name": "Bot"}"#)
+                .expect("json");
         assert_eq!(a.fingerprint(), spec(b).fingerprint());
     }
 
@@ -301,7 +324,13 @@ mod tests {
 
     #[test]
     fn bad_names_are_validation_errors() {
-        for body in [json!({}), json!({"name": ""}), json!({"name": "   "}), json!({"name": 5}), json!({"name": "x".repeat(256)})] {
+        for body in [
+            json!({}),
+            json!({"name": ""}),
+            json!({"name": "   "}),
+            json!({"name": 5}),
+            json!({"name": "x".repeat(256)}),
+        ] {
             match CreateEnvelope::from_json(&body) {
                 Err(BodyError::Invalid(errors)) => assert_eq!(errors[0].field, "name", "{body}"),
                 other => panic!("{body}: {other:?}"),
@@ -324,19 +353,31 @@ mod tests {
     fn envelope_fields_are_type_checked() {
         assert!(matches!(
             CreateEnvelope::from_json(&json!({"name": "a", "organization_id": "1"})),
-            Err(BodyError::BadRequest { code: "invalid_organization_id", .. })
+            Err(BodyError::BadRequest {
+                code: "invalid_organization_id",
+                ..
+            })
         ));
         assert!(matches!(
             CreateEnvelope::from_json(&json!({"name": "a", "idempotency_key": 1})),
-            Err(BodyError::BadRequest { code: "invalid_idempotency_key", .. })
+            Err(BodyError::BadRequest {
+                code: "invalid_idempotency_key",
+                ..
+            })
         ));
-        let ok = CreateEnvelope::from_json(&json!({"name": "a", "organization_id": 7, "idempotency_key": "k"})).expect("valid");
+        let ok = CreateEnvelope::from_json(
+            &json!({"name": "a", "organization_id": 7, "idempotency_key": "k"}),
+        )
+        .expect("valid");
         assert_eq!(ok.organization_id, Some(7));
         assert_eq!(ok.idempotency_key.as_deref(), Some("k"));
     }
 
     #[test]
     fn non_objects_are_validation_errors() {
-        assert!(matches!(CreateEnvelope::from_json(&json!([1])), Err(BodyError::Invalid(_))));
+        assert!(matches!(
+            CreateEnvelope::from_json(&json!([1])),
+            Err(BodyError::Invalid(_))
+        ));
     }
 }

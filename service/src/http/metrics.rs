@@ -51,7 +51,10 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one finished creation request.
     pub fn record(&self, outcome: Outcome) {
-        let i = OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
+        let i = OUTCOMES
+            .iter()
+            .position(|(o, _)| *o == outcome)
+            .unwrap_or(0);
         self.outcomes[i].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -66,22 +69,41 @@ impl Metrics {
     /// Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP idemproof_create_requests_total Agent creation requests by outcome.");
+        let _ = writeln!(
+            out,
+            "# HELP idemproof_create_requests_total Agent creation requests by outcome."
+        );
         let _ = writeln!(out, "# TYPE idemproof_create_requests_total counter");
         for (i, (_, label)) in OUTCOMES.iter().enumerate() {
             let n = self.outcomes[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "idemproof_create_requests_total{{outcome=\"{label}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "idemproof_create_requests_total{{outcome=\"{label}\"}} {n}"
+            );
         }
         let creates = self.creates.load(Ordering::Relaxed);
         let keyed = self.keyed_creates.load(Ordering::Relaxed);
-        let _ = writeln!(out, "# HELP idemproof_valid_creates_total Valid agent creation requests.");
+        let _ = writeln!(
+            out,
+            "# HELP idemproof_valid_creates_total Valid agent creation requests."
+        );
         let _ = writeln!(out, "# TYPE idemproof_valid_creates_total counter");
         let _ = writeln!(out, "idemproof_valid_creates_total {creates}");
-        let _ = writeln!(out, "# HELP idemproof_keyed_creates_total Valid agent creation requests that carried an idempotency key.");
+        let _ = writeln!(
+            out,
+            "# HELP idemproof_keyed_creates_total Valid agent creation requests that carried an idempotency key."
+        );
         let _ = writeln!(out, "# TYPE idemproof_keyed_creates_total counter");
         let _ = writeln!(out, "idemproof_keyed_creates_total {keyed}");
-        let share = if creates == 0 { 0.0 } else { keyed as f64 / creates as f64 };
-        let _ = writeln!(out, "# HELP idemproof_keyed_create_share Share of valid creation requests that carried an idempotency key.");
+        let share = if creates == 0 {
+            0.0
+        } else {
+            keyed as f64 / creates as f64
+        };
+        let _ = writeln!(
+            out,
+            "# HELP idemproof_keyed_create_share Share of valid creation requests that carried an idempotency key."
+        );
         let _ = writeln!(out, "# TYPE idemproof_keyed_create_share gauge");
         let _ = writeln!(out, "idemproof_keyed_create_share {share}");
         out
@@ -91,7 +113,10 @@ impl Metrics {
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

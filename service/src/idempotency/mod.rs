@@ -71,7 +71,11 @@ pub struct Idempotency {
 impl Idempotency {
     /// Machinery over `store`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: Policy) -> Self {
-        Self { store, clock, policy }
+        Self {
+            store,
+            clock,
+            policy,
+        }
     }
 
     /// Runs one request carrying a key. `create` does the work under the
@@ -98,7 +102,9 @@ impl Idempotency {
             let now = self.clock.now();
             let outcome = self.store.claim(&scope, fingerprint, token, now).await?;
             let (lease_expires_at, change) = match outcome {
-                ClaimOutcome::Acquired => return self.run_claimed(Lease { scope, token }, create).await,
+                ClaimOutcome::Acquired => {
+                    return self.run_claimed(Lease { scope, token }, create).await;
+                }
                 ClaimOutcome::Replay(id) => return replay(id, load).await,
                 ClaimOutcome::Mismatch { original } => match (self.policy.mismatch, original) {
                     (MismatchMode::Reject, _) => return Err(Refused::Mismatch),

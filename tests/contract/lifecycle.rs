@@ -1,0 +1,291 @@
+//! The life of a key beyond the happy path: in-flight duplicates, crashed
+//! owners, failures, outages, expiry.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use idemproof_models::{IdempotencyKey, LeaseToken, Scope};
+use idemproof_service::clock::Clock;
+use idemproof_service::config::InFlightMode;
+use idemproof_service::domain::agent::{CreateEnvelope, NewAgent};
+use idemproof_service::http::agents::CREATE_ENDPOINT;
+use idemproof_service::store::{ClaimOutcome, Lease, StoreError};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::cases;
+use crate::support::app::{Backend, TestApp, test_config};
+use crate::support::faulty_store::FaultyStore;
+use crate::support::runner::{Backends, Case};
+
+pub fn cases() -> Vec<(&'static str, Backends, Case)> {
+    cases![Backends::Both =>
+        in_flight_duplicate_is_409_at_once_in_reject_mode,
+        in_flight_duplicate_waits_then_replays_in_wait_mode,
+        in_flight_duplicate_is_409_when_the_wait_runs_out,
+        crashed_owner_blocks_the_key_only_until_its_lease_ends,
+        failed_creation_is_not_pinned_to_the_key,
+        outage_is_503_then_recovers,
+        expired_keys_are_reaped_and_create_anew,
+        metrics_count_outcomes_and_keyed_share,
+    ]
+}
+
+/// What a concurrent original with `body` would hold: its lease on the
+/// agent-creation scope of (org 1, user 1, `key`).
+async fn claim_like_an_original(app: &TestApp, key: &str, body: &Value) -> (Lease, NewAgent) {
+    let envelope = CreateEnvelope::from_json(body).expect("valid body");
+    let scope = Scope {
+        organization_id: 1,
+        user_id: 1,
+        endpoint: CREATE_ENDPOINT.into(),
+        key: IdempotencyKey::parse(key).expect("key"),
+    };
+    let token = LeaseToken::random();
+    let outcome = app
+        .store
+        .claim(&scope, envelope.spec.fingerprint(), token, app.clock.now())
+        .await
+        .expect("claim");
+    assert!(matches!(outcome, ClaimOutcome::Acquired), "{outcome:?}");
+    let new = NewAgent {
+        organization_id: 1,
+        user_id: 1,
+        idempotency_key: Some(key.into()),
+        spec: envelope.spec,
+    };
+    (Lease { scope, token }, new)
+}
+
+async fn in_flight_duplicate_is_409_at_once_in_reject_mode(backend: Backend) {
+    let app = TestApp::spawn(&backend, |c| c.idempotency_in_flight = InFlightMode::Reject).await;
+    let body = json!({"name": "Bot"});
+    let (lease, new) = claim_like_an_original(&app, "k", &body).await;
+    let reply = app.create(1, 1, Some("k"), &body).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{reply:?}");
+    assert_eq!(reply.code(), "idempotency_key_conflict");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    // A different payload while in flight is still the client's bug: 422.
+    let other = app.create(1, 1, Some("k"), &json!({"name": "Other"})).await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The original completes; the retry replays it.
+    let agent = app
+        .store
+        .create_agent(&new, Some(&lease), app.clock.now())
+        .await
+        .expect("complete");
+    let retry = app.create(1, 1, Some("k"), &body).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(retry.agent_id(), agent.id);
+    assert_eq!(app.all_agents(1).await.len(), 1);
+}
+
+async fn in_flight_duplicate_waits_then_replays_in_wait_mode(backend: Backend) {
+    let app =
+        Arc::new(TestApp::spawn(&backend, |c| c.idempotency_wait = Duration::from_secs(20)).await);
+    let body = json!({"name": "Bot"});
+    let (lease, new) = claim_like_an_original(&app, "k", &body).await;
+    let waiting = {
+        let (app, body) = (app.clone(), body.clone());
+        tokio::spawn(async move { app.create(1, 1, Some("k"), &body).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the duplicate waits for the original"
+    );
+    let agent = app
+        .store
+        .create_agent(&new, Some(&lease), app.clock.now())
+        .await
+        .expect("complete");
+    let reply = waiting.await.expect("task");
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.header("idempotent-replayed"), Some("true"));
+    assert_eq!(reply.agent_id(), agent.id);
+}
+
+async fn in_flight_duplicate_is_409_when_the_wait_runs_out(backend: Backend) {
+    let app = TestApp::spawn(&backend, |c| {
+        c.idempotency_wait = Duration::from_millis(300)
+    })
+    .await;
+    let body = json!({"name": "Bot"});
+    let (_lease, _new) = claim_like_an_original(&app, "k", &body).await;
+    let reply = app.create(1, 1, Some("k"), &body).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{reply:?}");
+    assert_eq!(reply.code(), "idempotency_key_conflict");
+    assert!(app.all_agents(1).await.is_empty());
+}
+
+async fn crashed_owner_blocks_the_key_only_until_its_lease_ends(backend: Backend) {
+    let app = TestApp::spawn(&backend, |c| {
+        c.idempotency_in_flight = InFlightMode::Reject;
+        c.idempotency_lease = Duration::from_secs(30);
+    })
+    .await;
+    let body = json!({"name": "Bot"});
+    // The owner claims and dies without completing or releasing.
+    let (dead_lease, dead_new) = claim_like_an_original(&app, "k", &body).await;
+    assert_eq!(
+        app.create(1, 1, Some("k"), &body).await.status,
+        StatusCode::CONFLICT
+    );
+    app.clock.advance(Duration::from_secs(29));
+    assert_eq!(
+        app.create(1, 1, Some("k"), &body).await.status,
+        StatusCode::CONFLICT
+    );
+    app.clock.advance(Duration::from_secs(1));
+    let taken_over = app.create(1, 1, Some("k"), &body).await;
+    assert_eq!(
+        taken_over.status,
+        StatusCode::CREATED,
+        "the lease ended: {taken_over:?}"
+    );
+    // Were the old owner to wake up, its completion would write nothing.
+    let late = app
+        .store
+        .create_agent(&dead_new, Some(&dead_lease), app.clock.now())
+        .await;
+    assert!(matches!(late, Err(StoreError::LeaseLost)), "{late:?}");
+    assert_eq!(app.all_agents(1).await.len(), 1);
+    assert_eq!(
+        app.create(1, 1, Some("k"), &body).await.agent_id(),
+        taken_over.agent_id()
+    );
+}
+
+async fn failed_creation_is_not_pinned_to_the_key(backend: Backend) {
+    let config = test_config();
+    let (inner, pool) = backend.store(&config).await;
+    let faulty = Arc::new(FaultyStore::new(inner));
+    let app = TestApp::spawn_on(faulty.clone(), pool, config).await;
+    faulty.failing_creates.store(1, Ordering::SeqCst);
+    let body = json!({"name": "Bot"});
+    let failed = app.create(1, 1, Some("k"), &body).await;
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{failed:?}");
+    assert_eq!(failed.code(), "service_unavailable");
+    assert_eq!(failed.header("retry-after"), Some("1"));
+    assert!(
+        !failed.body.to_string().contains("injected"),
+        "internals leaked: {failed:?}"
+    );
+    assert!(app.all_agents(1).await.is_empty());
+    if let Some(keys) = app.rows("idempotency_keys").await {
+        assert_eq!(keys, 0, "the failed claim was released");
+    }
+    let retry = app.create(1, 1, Some("k"), &body).await;
+    assert_eq!(
+        retry.status,
+        StatusCode::CREATED,
+        "the failure was not cached: {retry:?}"
+    );
+    assert_eq!(app.all_agents(1).await.len(), 1);
+}
+
+async fn outage_is_503_then_recovers(backend: Backend) {
+    let config = test_config();
+    let (inner, pool) = backend.store(&config).await;
+    let faulty = Arc::new(FaultyStore::new(inner));
+    let app = TestApp::spawn_on(faulty.clone(), pool, config).await;
+    let ready = |app: &TestApp| app.client.get(format!("{}/readyz", app.base));
+    assert_eq!(app.send(ready(&app)).await.status, StatusCode::OK);
+    faulty.down.store(true, Ordering::SeqCst);
+    assert_eq!(
+        app.send(ready(&app)).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let live = app
+        .send(app.client.get(format!("{}/healthz", app.base)))
+        .await;
+    assert_eq!(live.status, StatusCode::OK);
+    for key in [Some("k"), None] {
+        let reply = app.create(1, 1, key, &json!({"name": "Bot"})).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    }
+    faulty.down.store(false, Ordering::SeqCst);
+    assert_eq!(app.send(ready(&app)).await.status, StatusCode::OK);
+    assert!(
+        app.all_agents(1).await.is_empty(),
+        "nothing half-written during the outage"
+    );
+    assert_eq!(
+        app.create(1, 1, Some("k"), &json!({"name": "Bot"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}
+
+async fn expired_keys_are_reaped_and_create_anew(backend: Backend) {
+    let app = TestApp::spawn(&backend, |c| c.idempotency_ttl = Duration::from_secs(3600)).await;
+    let body = json!({"name": "Bot"});
+    let first = app.create(1, 1, Some("k1"), &body).await;
+    assert_eq!(
+        app.create(1, 1, Some("k2"), &body).await.status,
+        StatusCode::CREATED
+    );
+    app.clock.advance(Duration::from_secs(3599));
+    assert_eq!(
+        app.create(1, 1, Some("k1"), &body).await.status,
+        StatusCode::OK
+    );
+    let reaped = idemproof_service::reaper::reap_all(app.store.as_ref(), app.clock.as_ref())
+        .await
+        .expect("reap");
+    assert_eq!(reaped, 0, "nothing is past its TTL yet");
+    app.clock.advance(Duration::from_secs(1));
+    let reaped = idemproof_service::reaper::reap_all(app.store.as_ref(), app.clock.as_ref())
+        .await
+        .expect("reap");
+    assert_eq!(reaped, 2);
+    if let Some(keys) = app.rows("idempotency_keys").await {
+        assert_eq!(keys, 0);
+    }
+    let again = app.create(1, 1, Some("k1"), &body).await;
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "an expired key creates anew"
+    );
+    assert_ne!(again.agent_id(), first.agent_id());
+    assert_eq!(
+        app.create(1, 1, Some("k1"), &body).await.agent_id(),
+        again.agent_id()
+    );
+}
+
+async fn metrics_count_outcomes_and_keyed_share(backend: Backend) {
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    app.create(1, 1, Some("k"), &json!({"name": "A"})).await;
+    app.create(1, 1, Some("k"), &json!({"name": "A"})).await;
+    app.create(1, 1, Some("k"), &json!({"name": "B"})).await;
+    app.create(1, 1, None, &json!({"name": "C"})).await;
+    app.create(1, 1, None, &json!({"name": ""})).await;
+    let reply = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let text = reply.text().await.expect("text");
+    for line in [
+        "idemproof_create_requests_total{outcome=\"created\"} 2",
+        "idemproof_create_requests_total{outcome=\"replayed\"} 1",
+        "idemproof_create_requests_total{outcome=\"mismatch\"} 1",
+        "idemproof_create_requests_total{outcome=\"invalid\"} 1",
+        "idemproof_create_requests_total{outcome=\"conflict\"} 0",
+        "idemproof_create_requests_total{outcome=\"error\"} 0",
+        "idemproof_valid_creates_total 4",
+        "idemproof_keyed_creates_total 3",
+        "idemproof_keyed_create_share 0.75",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in\n{text}"
+        );
+    }
+}

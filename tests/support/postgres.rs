@@ -1,0 +1,117 @@
+//! One Postgres container per test binary, one fresh database per test.
+//!
+//! The image comes from `IDEMPROOF_PG_IMAGE` (default: the official
+//! `postgres:17`); `scripts/postgres-image.sh` builds a local one on
+//! machines that cannot pull. Docker missing is a loud failure, unless the
+//! developer opted out with `IDEMPROOF_SKIP_DOCKER=1` (never set in CI).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, PgConnection};
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+/// Env var naming the Postgres image (`name:tag`).
+pub const IMAGE_VAR: &str = "IDEMPROOF_PG_IMAGE";
+/// Default image: what a developer with internet access gets.
+pub const DEFAULT_IMAGE: &str = "postgres:17";
+/// Env var that skips (rather than fails) Docker-backed tests.
+pub const SKIP_VAR: &str = "IDEMPROOF_SKIP_DOCKER";
+
+/// Whether the developer asked to skip Docker-backed tests.
+pub fn docker_opted_out() -> bool {
+    std::env::var(SKIP_VAR).is_ok_and(|v| v == "1")
+}
+
+/// A running Postgres container.
+pub struct PgServer {
+    container: ContainerAsync<GenericImage>,
+    /// Host port mapped to the container's 5432.
+    pub port: u16,
+    /// Names fresh databases.
+    next_db: AtomicU32,
+}
+
+impl PgServer {
+    /// Starts the container and waits until it accepts connections. The
+    /// error explains what to do.
+    pub async fn start() -> Result<Self, String> {
+        let image = std::env::var(IMAGE_VAR).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
+        let (name, tag) = image.rsplit_once(':').unwrap_or((&image, "latest"));
+        let container = GenericImage::new(name, tag)
+            .with_exposed_port(5432.tcp())
+            .with_wait_for(WaitFor::message_on_stderr(
+                "database system is ready to accept connections",
+            ))
+            .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
+            .with_cmd(["postgres", "-c", "max_connections=300", "-c", "fsync=off"])
+            .with_startup_timeout(Duration::from_secs(120))
+            .start()
+            .await
+            .map_err(|e| {
+                format!(
+                    "could not start the Postgres container from image `{image}`: {e}.\n\
+                     These tests need a reachable Docker engine and that image. Run \
+                     `bash scripts/docker-up.sh` and `bash scripts/postgres-image.sh` \
+                     (or set {IMAGE_VAR} to an image you have); to skip Docker-backed \
+                     tests in a quick local loop set {SKIP_VAR}=1."
+                )
+            })?;
+        let port = container
+            .get_host_port_ipv4(5432.tcp())
+            .await
+            .map_err(|e| format!("no host port for Postgres: {e}"))?;
+        let server = Self {
+            container,
+            port,
+            next_db: AtomicU32::new(0),
+        };
+        // The official image logs "ready" once during initialisation too,
+        // before it listens on TCP: poll until a real connection works.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match PgConnection::connect(&server.url("postgres")).await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    return Ok(server);
+                }
+                Err(e) if tokio::time::Instant::now() > deadline => {
+                    return Err(format!(
+                        "Postgres container never accepted connections: {e}"
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// URL of database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates an empty database and returns its URL.
+    pub async fn fresh_database(&self) -> String {
+        let name = format!(
+            "test_{}_{}",
+            std::process::id(),
+            self.next_db.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin = PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("connect as admin");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
+        let _ = admin.close().await;
+        self.url(&name)
+    }
+
+    /// Stops and removes the container.
+    pub async fn remove(self) {
+        let _ = self.container.rm().await;
+    }
+}
