@@ -130,6 +130,40 @@ impl<R: Clone> ClaimTable<R> {
         }
     }
 
+    /// BROKEN ON PURPOSE: the first half of a check-then-insert claim. It
+    /// decides under the lock, then lets go of it; [`Self::insert_claim`]
+    /// writes under a second acquisition, so two requests can both see the
+    /// key free and both claim it. Only for the loom suite's teeth and the
+    /// harness's `split-lock` mutant; never used by the real stores.
+    #[cfg(any(loom, feature = "mutants"))]
+    pub fn decide_only(
+        &self,
+        scope: &Scope,
+        fingerprint: &Fingerprint,
+        now: Timestamp,
+    ) -> Decision<R> {
+        decide(
+            self.lock().slots.get(scope).map(|s| &s.record),
+            fingerprint,
+            now,
+        )
+    }
+
+    /// BROKEN ON PURPOSE: the second half of [`Self::decide_only`]; claims
+    /// `scope` unconditionally.
+    #[cfg(any(loom, feature = "mutants"))]
+    pub fn insert_claim(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+    ) {
+        let record = KeyRecord::claimed(fingerprint, token, now, self.terms);
+        let woken = self.lock().put(scope.clone(), record);
+        wake(woken);
+    }
+
     /// If `token` still owns `scope`, runs `work` and stores its result as
     /// the key's outcome, atomically: no other request can observe the key
     /// between the work and the completion, and a caller whose claim was

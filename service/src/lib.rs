@@ -18,6 +18,8 @@
 //!   implementations, Postgres migrations beside it.
 //! - [`domain`]: agents, payload validation and fingerprints.
 //! - [`auth`], [`clock`], [`reaper`], [`telemetry`].
+//! - `mutants` (feature `mutants` only): deliberately broken strategies
+//!   for the harness to catch.
 //!
 //! The claim logic of the in-memory store and the rule both stores follow
 //! live in `idemproof-models`, free of tokio, so loom can check them.
@@ -31,6 +33,8 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod idempotency;
+#[cfg(feature = "mutants")]
+pub mod mutants;
 pub mod reaper;
 pub mod startup;
 pub mod store;

@@ -93,6 +93,11 @@ impl Store for FaultyStore {
         self.inner.agents(organization_id, after, limit).await
     }
 
+    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError> {
+        self.check()?;
+        self.inner.agent_by_id(id).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()?;
         self.inner.ping().await

@@ -46,6 +46,17 @@ impl MemoryStore {
         &self.claims
     }
 
+    /// Any agent created with idempotency key `key`, in any organisation:
+    /// the legacy design's lookup, kept for the `mutants` strategies.
+    #[cfg(feature = "mutants")]
+    pub(crate) fn agent_with_key(&self, key: &str) -> Option<Agent> {
+        self.agents()
+            .by_org
+            .values()
+            .find(|a| a.idempotency_key.as_deref() == Some(key))
+            .cloned()
+    }
+
     fn agents(&self) -> std::sync::MutexGuard<'_, Agents> {
         self.agents.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -159,6 +170,10 @@ impl Store for MemoryStore {
             .take(limit as usize)
             .map(|(_, a)| a.clone())
             .collect())
+    }
+
+    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError> {
+        Ok(self.agents().by_org.values().find(|a| a.id == id).cloned())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

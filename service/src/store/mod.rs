@@ -106,6 +106,10 @@ pub trait Store: Send + Sync + 'static {
     /// The agent `id` if it belongs to `organization_id`.
     async fn agent(&self, organization_id: i64, id: i64) -> Result<Option<Agent>, StoreError>;
 
+    /// The agent `id` in whichever organisation holds it. Never reachable
+    /// over HTTP: for verification tools that audit the store.
+    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError>;
+
     /// Up to `limit` agents of `organization_id` with ids above `after`, by id.
     async fn agents(
         &self,

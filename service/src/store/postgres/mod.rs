@@ -51,7 +51,8 @@ impl PgStore {
     /// `statement_timeout` set to the lease: a statement that outlives the
     /// lease could otherwise commit after the key was taken over.
     pub async fn connect(url: &str, max_connections: u32, terms: Terms) -> anyhow::Result<Self> {
-        let lease_ms = terms.lease.num_milliseconds().max(1);
+        // Postgres caps timeouts at INT_MAX milliseconds (about 24 days).
+        let lease_ms = terms.lease.num_milliseconds().clamp(1, i64::from(i32::MAX));
         let options =
             PgConnectOptions::from_str(url)?.options([("statement_timeout", lease_ms.to_string())]);
         let pool_options = PgPoolOptions::new()
@@ -195,6 +196,8 @@ impl Store for PgStore {
                 .map_err(StoreError::unavailable);
         };
         query
+            .bind(lease.scope.organization_id)
+            .bind(lease.scope.user_id)
             .bind(&lease.scope.endpoint)
             .bind(lease.scope.key.as_str())
             .bind(lease.token.0)
@@ -224,6 +227,14 @@ impl Store for PgStore {
             .bind(after.unwrap_or(i64::MIN))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::unavailable)
+    }
+
+    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError> {
+        sqlx::query_as(queries::SELECT_AGENT_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
             .await
             .map_err(StoreError::unavailable)
     }

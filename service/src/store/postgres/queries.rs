@@ -70,18 +70,19 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 RETURNING *";
 
 /// Completes a claim and inserts its agent in one statement: the CTE moves
-/// the key from "in progress under token $15" to "completed" with a fresh
+/// the key from "in progress under token $17" to "completed" with a fresh
 /// agent id, and the agent is inserted with that id only if the CTE
 /// matched. No row back means the lease was lost and nothing was written.
-/// Binds $1..$12 as [`INSERT_AGENT`], then endpoint, key, token.
+/// Binds $1..$12 as [`INSERT_AGENT`], then the scope (org, user, endpoint,
+/// key) and the token.
 pub(super) const INSERT_AGENT_COMPLETING_CLAIM: &str = "
 WITH completed AS (
     UPDATE idempotency_keys
        SET resource_id = nextval(pg_get_serial_sequence('agents', 'id')),
            lease_token = NULL,
            lease_expires_at = NULL
-     WHERE organization_id = $1 AND user_id = $2 AND endpoint = $13 AND key = $14
-       AND lease_token = $15
+     WHERE organization_id = $13 AND user_id = $14 AND endpoint = $15 AND key = $16
+       AND lease_token = $17
  RETURNING resource_id
 )
 INSERT INTO agents
@@ -93,6 +94,10 @@ RETURNING *";
 /// One agent of one organisation. Binds: org, id.
 pub(super) const SELECT_AGENT: &str = "
 SELECT * FROM agents WHERE organization_id = $1 AND id = $2";
+
+/// One agent, whatever its organisation. Binds: id.
+pub(super) const SELECT_AGENT_BY_ID: &str = "
+SELECT * FROM agents WHERE id = $1";
 
 /// A page of an organisation's agents by id. Binds: org, after, limit.
 pub(super) const LIST_AGENTS: &str = "
