@@ -14,7 +14,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::postgres::PgServer;
+use idemproof_harness::postgres::PgServer;
 
 /// Secret the test apps verify tokens with.
 pub const SECRET: &str = "contract-test-secret";

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use super::app::Backend;
-use super::postgres::{PgServer, SKIP_VAR, docker_opted_out};
+use idemproof_harness::postgres::{PgServer, SKIP_VAR, docker_opted_out};
 
 /// An async test case taking the backend to run on.
 pub type Case = fn(Backend) -> Pin<Box<dyn Future<Output = ()> + Send>>;
