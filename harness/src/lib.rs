@@ -2,10 +2,41 @@
 //!
 //! Attacks a service that claims idempotent creation with concurrent
 //! duplicates, retries and faults, records every request, and checks the
-//! history against the invariants an idempotency key promises.
+//! history against the invariants an idempotency key promises. It must
+//! catch the broken designs (`idemproof mutants`), not just bless the
+//! correct one. See `docs/harness.md`.
 //!
 //! ## Layout
 //!
-//! - [`postgres`]: a Postgres server in a testcontainers container.
+//! - [`cli`]: `idemproof suite` and `idemproof mutants`.
+//! - [`suite`]: one scenario after another on fresh deployments: deploy,
+//!   drive, settle, probe, inspect, check.
+//! - [`scenario`]: the named, seeded workloads (one file each).
+//! - [`driver`]: runs a plan's client chains and fault schedule; records.
+//! - [`history`]: submissions, attempts, outcomes, faults.
+//! - [`check`]: the invariants and the per-key checker.
+//! - [`target`]: the system under test (in-process memory, service
+//!   processes over Postgres with a fault proxy, or any URL), fault
+//!   injection and final-state inspection.
+//! - [`client`]: the HTTP client of the agent API.
+//! - [`report`]: terminal table, JSON, latency plot.
+//! - [`mutants`]: the broken-strategy table.
+//! - [`child`]: service replicas are this binary, re-executed.
+//! - [`postgres`]: the Postgres container.
 
+pub mod check;
+pub mod child;
+pub mod cli;
+pub mod client;
+pub mod driver;
+pub mod history;
+pub mod mutants;
 pub mod postgres;
+pub mod report;
+pub mod scenario;
+pub mod suite;
+pub mod target;
+
+/// The seeded generator behind every random choice: portable and
+/// reproducible across platforms and versions, as a replayable seed needs.
+pub type SeededRng = rand::rngs::Xoshiro256PlusPlus;

@@ -1,11 +1,12 @@
-//! One Postgres container per test binary, one fresh database per test.
+//! One Postgres container per run (or test binary), one fresh database per
+//! scenario (or test case).
 //!
 //! The image comes from `IDEMPROOF_PG_IMAGE` (default: the official
 //! `postgres:17`); `scripts/postgres-image.sh` builds a local one on
 //! machines that cannot pull. Docker missing is a loud failure, unless the
 //! developer opted out with `IDEMPROOF_SKIP_DOCKER=1` (never set in CI).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::time::Duration;
 
 use sqlx::{Connection, Executor, PgConnection};
@@ -28,15 +29,16 @@ pub fn docker_opted_out() -> bool {
 /// A running Postgres container.
 pub struct PgServer {
     container: ContainerAsync<GenericImage>,
-    /// Host port mapped to the container's 5432.
-    pub port: u16,
-    /// Names fresh databases.
+    /// Host port mapped to the container's 5432; Docker may pick another
+    /// one when the container is restarted.
+    port: AtomicU16,
+    /// Numbers fresh databases.
     next_db: AtomicU32,
 }
 
 impl PgServer {
     /// Starts the container and waits until it accepts connections. The
-    /// error explains what to do.
+    /// error says what to do.
     pub async fn start() -> Result<Self, String> {
         let image = std::env::var(IMAGE_VAR).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
         let (name, tag) = image.rsplit_once(':').unwrap_or((&image, "latest"));
@@ -46,14 +48,14 @@ impl PgServer {
                 "database system is ready to accept connections",
             ))
             .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
-            .with_cmd(["postgres", "-c", "max_connections=300", "-c", "fsync=off"])
+            .with_cmd(["postgres", "-c", "max_connections=400", "-c", "fsync=off"])
             .with_startup_timeout(Duration::from_secs(120))
             .start()
             .await
             .map_err(|e| {
                 format!(
                     "could not start the Postgres container from image `{image}`: {e}.\n\
-                     These tests need a reachable Docker engine and that image. Run \
+                     This needs a reachable Docker engine and that image. Run \
                      `bash scripts/docker-up.sh` and `bash scripts/postgres-image.sh` \
                      (or set {IMAGE_VAR} to an image you have); to skip Docker-backed \
                      tests in a quick local loop set {SKIP_VAR}=1."
@@ -65,37 +67,51 @@ impl PgServer {
             .map_err(|e| format!("no host port for Postgres: {e}"))?;
         let server = Self {
             container,
-            port,
+            port: AtomicU16::new(port),
             next_db: AtomicU32::new(0),
         };
-        // The official image logs "ready" once during initialisation too,
-        // before it listens on TCP: poll until a real connection works.
+        server.wait_until_ready().await?;
+        Ok(server)
+    }
+
+    /// Polls until a real connection works: the official image logs
+    /// "ready" once during initialisation too, before it listens on TCP.
+    async fn wait_until_ready(&self) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            match PgConnection::connect(&server.url("postgres")).await {
+            match PgConnection::connect(&self.url("postgres")).await {
                 Ok(conn) => {
                     let _ = conn.close().await;
-                    return Ok(server);
+                    return Ok(());
                 }
                 Err(e) if tokio::time::Instant::now() > deadline => {
-                    return Err(format!(
-                        "Postgres container never accepted connections: {e}"
-                    ));
+                    return Err(format!("Postgres container never accepted connections: {e}"));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
     }
 
-    /// URL of database `db`.
+    /// The host port Postgres listens on right now.
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::SeqCst)
+    }
+
+    /// URL of database `db`, directly (not through any proxy).
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port())
     }
 
     /// Creates an empty database and returns its URL.
     pub async fn fresh_database(&self) -> String {
+        let name = self.create_database().await;
+        self.url(&name)
+    }
+
+    /// Creates an empty database and returns its name.
+    pub async fn create_database(&self) -> String {
         let name = format!(
-            "test_{}_{}",
+            "idemproof_{}_{}",
             std::process::id(),
             self.next_db.fetch_add(1, Ordering::SeqCst)
         );
@@ -107,7 +123,23 @@ impl PgServer {
             .await
             .expect("create database");
         let _ = admin.close().await;
-        self.url(&name)
+        name
+    }
+
+    /// `docker stop`: the server shuts down; its data survives.
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        self.container.stop().await?;
+        Ok(())
+    }
+
+    /// Starts the stopped container again, waits until it accepts
+    /// connections and returns its (possibly new) host port.
+    pub async fn start_again(&self) -> anyhow::Result<u16> {
+        self.container.start().await?;
+        let port = self.container.get_host_port_ipv4(5432.tcp()).await?;
+        self.port.store(port, Ordering::SeqCst);
+        self.wait_until_ready().await.map_err(anyhow::Error::msg)?;
+        Ok(port)
     }
 
     /// Stops and removes the container.

@@ -88,9 +88,7 @@ impl<R: Clone> ClaimTable<R> {
         // A panic while holding the lock cannot leave a half-written
         // record (every mutation is a single insert/remove), so a poisoned
         // lock is still consistent.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Decides what a request with `fingerprint` gets for `scope` at `now`
@@ -136,29 +134,14 @@ impl<R: Clone> ClaimTable<R> {
     /// key free and both claim it. Only for the loom suite's teeth and the
     /// harness's `split-lock` mutant; never used by the real stores.
     #[cfg(any(loom, feature = "mutants"))]
-    pub fn decide_only(
-        &self,
-        scope: &Scope,
-        fingerprint: &Fingerprint,
-        now: Timestamp,
-    ) -> Decision<R> {
-        decide(
-            self.lock().slots.get(scope).map(|s| &s.record),
-            fingerprint,
-            now,
-        )
+    pub fn decide_only(&self, scope: &Scope, fingerprint: &Fingerprint, now: Timestamp) -> Decision<R> {
+        decide(self.lock().slots.get(scope).map(|s| &s.record), fingerprint, now)
     }
 
     /// BROKEN ON PURPOSE: the second half of [`Self::decide_only`]; claims
     /// `scope` unconditionally.
     #[cfg(any(loom, feature = "mutants"))]
-    pub fn insert_claim(
-        &self,
-        scope: &Scope,
-        fingerprint: Fingerprint,
-        token: LeaseToken,
-        now: Timestamp,
-    ) {
+    pub fn insert_claim(&self, scope: &Scope, fingerprint: Fingerprint, token: LeaseToken, now: Timestamp) {
         let record = KeyRecord::claimed(fingerprint, token, now, self.terms);
         let woken = self.lock().put(scope.clone(), record);
         wake(woken);
@@ -183,9 +166,7 @@ impl<R: Clone> ClaimTable<R> {
             return Err(CompleteError::NotOwner);
         }
         let result = work().map_err(CompleteError::Work)?;
-        slot.record.state = KeyState::Completed {
-            result: result.clone(),
-        };
+        slot.record.state = KeyState::Completed { result: result.clone() };
         let woken = std::mem::take(&mut slot.waiters);
         drop(inner);
         wake(woken);
@@ -220,12 +201,7 @@ impl<R: Clone> ClaimTable<R> {
             .iter()
             .take_while(|(expires_at, _)| *expires_at <= now)
             .map(|(_, scope)| scope)
-            .filter(|scope| {
-                inner
-                    .slots
-                    .get(*scope)
-                    .is_some_and(|s| s.record.is_dead(now))
-            })
+            .filter(|scope| inner.slots.get(*scope).is_some_and(|s| s.record.is_dead(now)))
             .take(limit)
             .cloned()
             .collect();
@@ -273,8 +249,7 @@ impl<R> Inner<R> {
     fn remove(&mut self, scope: &Scope) -> Vec<Waker> {
         match self.slots.remove(scope) {
             Some(slot) => {
-                self.by_expiry
-                    .remove(&(slot.record.expires_at, scope.clone()));
+                self.by_expiry.remove(&(slot.record.expires_at, scope.clone()));
                 slot.waiters
             }
             None => Vec::new(),
@@ -336,10 +311,7 @@ mod tests {
         let (s, fp, tok) = (scope(1, "k"), Fingerprint([1; 32]), LeaseToken::random());
         assert_eq!(table.claim(&s, fp, tok, t(0), None), Claim::Acquired);
         assert_eq!(table.complete(&s, tok, || Ok::<_, ()>(7)), Ok(7));
-        assert_eq!(
-            table.claim(&s, fp, LeaseToken::random(), t(1), None),
-            Claim::Replay(7)
-        );
+        assert_eq!(table.claim(&s, fp, LeaseToken::random(), t(1), None), Claim::Replay(7));
         assert_eq!(
             table.claim(&s, Fingerprint([2; 32]), LeaseToken::random(), t(1), None),
             Claim::Mismatch { original: Some(7) }
@@ -358,9 +330,7 @@ mod tests {
             Claim::InFlight { .. }
         ));
         assert_eq!(woken.load(Ordering::SeqCst), 0);
-        table
-            .complete(&s, tok, || Ok::<_, ()>(7))
-            .expect("owner completes");
+        table.complete(&s, tok, || Ok::<_, ()>(7)).expect("owner completes");
         assert_eq!(woken.load(Ordering::SeqCst), 1);
         table.release(&s, tok);
         assert_eq!(woken.load(Ordering::SeqCst), 1);
@@ -397,10 +367,7 @@ mod tests {
             Err(CompleteError::Work("db down"))
         );
         assert!(table.release(&s, tok));
-        assert_eq!(
-            table.claim(&s, fp, LeaseToken::random(), t(1), None),
-            Claim::Acquired
-        );
+        assert_eq!(table.claim(&s, fp, LeaseToken::random(), t(1), None), Claim::Acquired);
     }
 
     #[test]
@@ -423,17 +390,13 @@ mod tests {
         let done = scope(1, "done");
         let tok = LeaseToken::random();
         table.claim(&done, fp, tok, t(0), None);
-        table
-            .complete(&done, tok, || Ok::<_, ()>(1))
-            .expect("completes");
+        table.complete(&done, tok, || Ok::<_, ()>(1)).expect("completes");
         let abandoned = scope(1, "abandoned");
         table.claim(&abandoned, fp, LeaseToken::random(), t(10), None);
         let fresh = scope(1, "fresh");
         let tok2 = LeaseToken::random();
         table.claim(&fresh, fp, tok2, t(50), None);
-        table
-            .complete(&fresh, tok2, || Ok::<_, ()>(2))
-            .expect("completes");
+        table.complete(&fresh, tok2, || Ok::<_, ()>(2)).expect("completes");
 
         assert_eq!(table.reap_expired(t(99), 10), 0, "nothing past its TTL yet");
         assert_eq!(table.reap_expired(t(100), 10), 1);
@@ -450,13 +413,7 @@ mod tests {
         let table = table();
         let fp = Fingerprint([1; 32]);
         for i in 0..5 {
-            table.claim(
-                &scope(1, &format!("k{i}")),
-                fp,
-                LeaseToken::random(),
-                t(0),
-                None,
-            );
+            table.claim(&scope(1, &format!("k{i}")), fp, LeaseToken::random(), t(0), None);
         }
         assert_eq!(table.reap_expired(t(200), 2), 2);
         assert_eq!(table.reap_expired(t(200), 2), 2);

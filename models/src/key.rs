@@ -131,10 +131,7 @@ mod tests {
         assert!(IdempotencyKey::parse("8e03978e-40d5-43e8-bc93-6894a57f9324").is_ok());
         assert!(IdempotencyKey::parse("!~").is_ok());
         assert_eq!(IdempotencyKey::parse(""), Err(KeyError::Empty));
-        assert_eq!(
-            IdempotencyKey::parse(&"k".repeat(256)),
-            Err(KeyError::TooLong)
-        );
+        assert_eq!(IdempotencyKey::parse(&"k".repeat(256)), Err(KeyError::TooLong));
         assert_eq!(IdempotencyKey::parse("a b"), Err(KeyError::NotPrintable));
         assert_eq!(IdempotencyKey::parse("tab\t"), Err(KeyError::NotPrintable));
         assert_eq!(IdempotencyKey::parse("clé"), Err(KeyError::NotPrintable));

@@ -63,12 +63,7 @@ pub struct KeyRecord<R> {
 
 impl<R> KeyRecord<R> {
     /// A fresh claim made at `now`.
-    pub fn claimed(
-        fingerprint: Fingerprint,
-        token: LeaseToken,
-        now: Timestamp,
-        terms: Terms,
-    ) -> Self {
+    pub fn claimed(fingerprint: Fingerprint, token: LeaseToken, now: Timestamp, terms: Terms) -> Self {
         Self {
             fingerprint,
             state: KeyState::InProgress {
@@ -85,9 +80,7 @@ impl<R> KeyRecord<R> {
     /// overwritten by a new claim or reaped.
     pub fn is_dead(&self, now: Timestamp) -> bool {
         match &self.state {
-            KeyState::InProgress {
-                lease_expires_at, ..
-            } => *lease_expires_at <= now,
+            KeyState::InProgress { lease_expires_at, .. } => *lease_expires_at <= now,
             KeyState::Completed { .. } => self.expires_at <= now,
         }
     }
@@ -126,11 +119,7 @@ pub enum Decision<R> {
 /// record is free whatever its payload (nothing was promised under it), and
 /// a payload mismatch is reported before "in flight" because it is the
 /// client's bug and retrying will not fix it.
-pub fn decide<R: Clone>(
-    existing: Option<&KeyRecord<R>>,
-    fingerprint: &Fingerprint,
-    now: Timestamp,
-) -> Decision<R> {
+pub fn decide<R: Clone>(existing: Option<&KeyRecord<R>>, fingerprint: &Fingerprint, now: Timestamp) -> Decision<R> {
     let Some(record) = existing else {
         return Decision::Claim;
     };
@@ -142,18 +131,11 @@ pub fn decide<R: Clone>(
         KeyState::InProgress { .. } => None,
     };
     if record.fingerprint != *fingerprint {
-        return Decision::Mismatch {
-            original: completed,
-        };
+        return Decision::Mismatch { original: completed };
     }
     match (&record.state, completed) {
         (_, Some(result)) => Decision::Replay(result),
-        (
-            KeyState::InProgress {
-                lease_expires_at, ..
-            },
-            None,
-        ) => Decision::InFlight {
+        (KeyState::InProgress { lease_expires_at, .. }, None) => Decision::InFlight {
             lease_expires_at: *lease_expires_at,
         },
         (KeyState::Completed { .. }, None) => unreachable!("a completed record has a result"),
@@ -206,10 +188,7 @@ mod tests {
 
     #[test]
     fn completed_keys_replay_until_their_ttl_ends() {
-        let r = completed(
-            KeyRecord::claimed(fp(1), LeaseToken::random(), t(0), terms()),
-            7,
-        );
+        let r = completed(KeyRecord::claimed(fp(1), LeaseToken::random(), t(0), terms()), 7);
         assert_eq!(decide(Some(&r), &fp(1), t(99)), Decision::Replay(7));
         assert_eq!(decide(Some(&r), &fp(1), t(100)), Decision::Claim);
     }

@@ -68,17 +68,11 @@ impl Verifier {
 
     /// Checks `token` and returns the user it names.
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid,
-            },
-        )?;
-        let id = data
-            .claims
-            .sub
-            .parse::<i64>()
-            .map_err(|_| AuthError::Invalid)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid,
+        })?;
+        let id = data.claims.sub.parse::<i64>().map_err(|_| AuthError::Invalid)?;
         Ok(User {
             id,
             orgs: data.claims.orgs,
@@ -95,11 +89,7 @@ pub fn mint(secret: &str, user_id: i64, orgs: &[i64], ttl_secs: i64) -> anyhow::
         exp: chrono::Utc::now().timestamp() + ttl_secs,
     };
     let key = EncodingKey::from_secret(secret.as_bytes())?;
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &key,
-    )?)
+    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)?)
 }
 
 #[cfg(test)]
@@ -166,8 +156,7 @@ mod tests {
             exp: chrono::Utc::now().timestamp() + 60,
         };
         let key = EncodingKey::from_secret(b"s3cret").expect("key");
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("encode");
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("encode");
         let v = Verifier::new("s3cret").expect("verifier");
         assert_eq!(v.verify(&token).unwrap_err(), AuthError::Invalid);
     }

@@ -120,8 +120,7 @@ impl Config {
 
     /// Lease and TTL as the stores need them.
     pub fn terms(&self) -> idemproof_models::Terms {
-        let to_chrono =
-            |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         idemproof_models::Terms {
             lease: to_chrono(self.idempotency_lease),
             ttl: to_chrono(self.idempotency_ttl),
@@ -163,10 +162,7 @@ mod tests {
             assert_eq!(parsed.idempotency_ttl, d.idempotency_ttl);
             assert_eq!(parsed.idempotency_lease, d.idempotency_lease);
             assert_eq!(parsed.idempotency_wait, d.idempotency_wait);
-            assert_eq!(
-                parsed.idempotency_reap_interval,
-                d.idempotency_reap_interval
-            );
+            assert_eq!(parsed.idempotency_reap_interval, d.idempotency_reap_interval);
         }
     }
 

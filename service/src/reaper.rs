@@ -27,10 +27,7 @@ pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, interval: Duratio
 }
 
 /// Deletes every key dead now, batch by batch; returns how many.
-pub async fn reap_all(
-    store: &dyn Store,
-    clock: &dyn Clock,
-) -> Result<u64, crate::store::StoreError> {
+pub async fn reap_all(store: &dyn Store, clock: &dyn Clock) -> Result<u64, crate::store::StoreError> {
     let mut total = 0;
     loop {
         let n = store.reap_expired(clock.now(), BATCH).await?;

@@ -37,8 +37,7 @@ pub struct Application {
 pub async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match &config.database_url {
         Some(url) => {
-            let store =
-                PgStore::connect(url, config.database_max_connections, config.terms()).await?;
+            let store = PgStore::connect(url, config.database_max_connections, config.terms()).await?;
             tracing::info!("using the Postgres store");
             Arc::new(store)
         }
@@ -58,11 +57,7 @@ impl Application {
 
     /// Binds the listener over a given store and clock (tests inject
     /// faulty stores and manual clocks here).
-    pub async fn build_with(
-        config: Config,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Self> {
+    pub async fn build_with(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         if config.auth_secret.is_none() {
             tracing::warn!(
                 "AUTH_SECRET is not set: using the built-in development secret. \
@@ -105,10 +100,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let reaper = tokio::spawn(reaper::run(self.store, self.clock, self.reap_interval));
         tracing::info!(address = %self.address, "listening");
         let served = axum::serve(self.listener, self.router)

@@ -38,9 +38,7 @@ async fn storm(app: &Arc<TestApp>, shots: Vec<Shot>) -> Vec<(Shot, Reply)> {
             let (app, barrier) = (app.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                let reply = app
-                    .create(shot.org, shot.user, Some(&shot.key), &shot.body)
-                    .await;
+                let reply = app.create(shot.org, shot.user, Some(&shot.key), &shot.body).await;
                 (shot, reply)
             })
         })
@@ -63,10 +61,7 @@ fn assert_one_creation_per_scope(results: &[(Shot, Reply)]) -> HashMap<(i64, i64
     }
     let mut created = HashMap::new();
     for (scope, replies) in by_scope {
-        let creations = replies
-            .iter()
-            .filter(|r| r.status == StatusCode::CREATED)
-            .count();
+        let creations = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
         assert_eq!(creations, 1, "scope {scope:?}: {creations} creations");
         let id = replies[0].agent_id();
         for r in &replies {
@@ -74,11 +69,7 @@ fn assert_one_creation_per_scope(results: &[(Shot, Reply)]) -> HashMap<(i64, i64
                 r.status == StatusCode::CREATED || r.status == StatusCode::OK,
                 "scope {scope:?}: {r:?}"
             );
-            assert_eq!(
-                r.agent_id(),
-                id,
-                "scope {scope:?}: every success names the same agent"
-            );
+            assert_eq!(r.agent_id(), id, "scope {scope:?}: every success names the same agent");
             assert_eq!(r.agent()["organization_id"], scope.0);
             assert_eq!(r.agent()["user_id"], scope.1);
         }
@@ -99,10 +90,7 @@ async fn identical_requests_on_one_key_create_exactly_one_agent(backend: Backend
         .collect();
     let results = storm(&app, shots).await;
     assert_one_creation_per_scope(&results);
-    let replays = results
-        .iter()
-        .filter(|(_, r)| r.status == StatusCode::OK)
-        .count();
+    let replays = results.iter().filter(|(_, r)| r.status == StatusCode::OK).count();
     assert_eq!(replays, 63);
     assert_eq!(app.all_agents(1).await.len(), 1);
     if let Some(rows) = app.rows("agents").await {
@@ -132,10 +120,7 @@ async fn many_keys_with_concurrent_clients_each_create_one_agent(backend: Backen
     assert_eq!(agents.len(), KEYS, "one stored agent per key");
     for k in 0..KEYS {
         let key = format!("key-{k}");
-        let stored: Vec<_> = agents
-            .iter()
-            .filter(|a| a["idempotency_key"] == key.as_str())
-            .collect();
+        let stored: Vec<_> = agents.iter().filter(|a| a["idempotency_key"] == key.as_str()).collect();
         assert_eq!(stored.len(), 1, "{key}");
         assert_eq!(stored[0]["id"], created[&(1, 1, key.clone())]);
         assert_eq!(stored[0]["name"], format!("Agent {k}"));
@@ -194,11 +179,7 @@ async fn concurrent_tenants_sharing_a_key_stay_separate(backend: Backend) {
     let created = assert_one_creation_per_scope(&results);
     assert_eq!(created.len(), 8);
     for (shot, reply) in &results {
-        assert_eq!(
-            reply.agent()["name"],
-            shot.body["name"],
-            "never another tenant's agent"
-        );
+        assert_eq!(reply.agent()["name"], shot.body["name"], "never another tenant's agent");
     }
     for org in 1..=4 {
         assert_eq!(app.all_agents(org).await.len(), 2);

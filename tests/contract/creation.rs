@@ -58,11 +58,7 @@ async fn first_creation_is_201_with_envelope_and_location(backend: Backend) {
     let shown = app
         .send(
             app.client
-                .get(format!(
-                    "{}{}",
-                    app.base,
-                    reply.header("location").unwrap_or_default()
-                ))
+                .get(format!("{}{}", app.base, reply.header("location").unwrap_or_default()))
                 .bearer_auth(app.token(9, &[5])),
         )
         .await;
@@ -79,10 +75,7 @@ async fn replay_is_200_with_the_original_agent_unchanged(backend: Backend) {
         let again = app.create(1, 1, Some("k"), &body).await;
         assert_eq!(again.status, StatusCode::OK, "{again:?}");
         assert_eq!(again.header("idempotent-replayed"), Some("true"));
-        assert_eq!(
-            again.body["message"],
-            "Agent already exists (idempotent response)"
-        );
+        assert_eq!(again.body["message"], "Agent already exists (idempotent response)");
         assert_eq!(
             again.agent(),
             first.agent(),
@@ -127,19 +120,14 @@ async fn another_payload_is_422_and_writes_nothing(backend: Backend) {
         let reply = app.create(1, 1, Some("k"), &changed).await;
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{reply:?}");
         assert_eq!(reply.code(), "idempotency_key_reused");
-        assert_eq!(
-            reply.header("content-type"),
-            Some("application/problem+json")
-        );
+        assert_eq!(reply.header("content-type"), Some("application/problem+json"));
     }
     let agents = app.all_agents(1).await;
     assert_eq!(agents.len(), 1);
     assert_eq!(agents[0]["name"], "Bot");
     // The original still replays.
     assert_eq!(
-        app.create(1, 1, Some("k"), &json!({"name": "Bot"}))
-            .await
-            .status,
+        app.create(1, 1, Some("k"), &json!({"name": "Bot"})).await.status,
         StatusCode::OK
     );
 }
@@ -148,9 +136,7 @@ async fn replay_mode_returns_the_original_on_mismatch(backend: Backend) {
     use idemproof_service::config::MismatchMode;
     let app = TestApp::spawn(&backend, |c| c.idempotency_mismatch = MismatchMode::Replay).await;
     let first = app.create(1, 1, Some("k"), &json!({"name": "Bot"})).await;
-    let edited = app
-        .create(1, 1, Some("k"), &json!({"name": "Renamed"}))
-        .await;
+    let edited = app.create(1, 1, Some("k"), &json!({"name": "Renamed"})).await;
     assert_eq!(edited.status, StatusCode::OK, "{edited:?}");
     assert_eq!(edited.agent(), first.agent());
     assert_eq!(app.all_agents(1).await.len(), 1);
@@ -240,14 +226,8 @@ async fn same_key_in_two_orgs_or_for_two_users_creates_separately(backend: Backe
     assert_eq!(b.agent()["organization_id"], 2);
     assert_eq!(c.agent()["user_id"], 11);
     // Each scope replays its own agent, never another tenant's.
-    assert_eq!(
-        app.create(2, 10, Some("shared"), &body).await.agent_id(),
-        b.agent_id()
-    );
-    assert_eq!(
-        app.create(1, 11, Some("shared"), &body).await.agent_id(),
-        c.agent_id()
-    );
+    assert_eq!(app.create(2, 10, Some("shared"), &body).await.agent_id(), b.agent_id());
+    assert_eq!(app.create(1, 11, Some("shared"), &body).await.agent_id(), c.agent_id());
     // A different payload in another scope is not a mismatch.
     assert_eq!(
         app.create(3, 10, Some("shared"), &json!({"name": "Other"}))
@@ -281,9 +261,7 @@ async fn same_key_on_another_endpoint_scope_is_independent(backend: Backend) {
     assert!(matches!(claimed, ClaimOutcome::Acquired));
     // ...which does not block agent creation with the same key.
     assert_eq!(
-        app.create(1, 1, Some("k"), &json!({"name": "Bot"}))
-            .await
-            .status,
+        app.create(1, 1, Some("k"), &json!({"name": "Bot"})).await.status,
         StatusCode::CREATED
     );
 }

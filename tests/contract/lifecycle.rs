@@ -82,8 +82,7 @@ async fn in_flight_duplicate_is_409_at_once_in_reject_mode(backend: Backend) {
 }
 
 async fn in_flight_duplicate_waits_then_replays_in_wait_mode(backend: Backend) {
-    let app =
-        Arc::new(TestApp::spawn(&backend, |c| c.idempotency_wait = Duration::from_secs(20)).await);
+    let app = Arc::new(TestApp::spawn(&backend, |c| c.idempotency_wait = Duration::from_secs(20)).await);
     let body = json!({"name": "Bot"});
     let (lease, new) = claim_like_an_original(&app, "k", &body).await;
     let waiting = {
@@ -91,10 +90,7 @@ async fn in_flight_duplicate_waits_then_replays_in_wait_mode(backend: Backend) {
         tokio::spawn(async move { app.create(1, 1, Some("k"), &body).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !waiting.is_finished(),
-        "the duplicate waits for the original"
-    );
+    assert!(!waiting.is_finished(), "the duplicate waits for the original");
     let agent = app
         .store
         .create_agent(&new, Some(&lease), app.clock.now())
@@ -107,10 +103,7 @@ async fn in_flight_duplicate_waits_then_replays_in_wait_mode(backend: Backend) {
 }
 
 async fn in_flight_duplicate_is_409_when_the_wait_runs_out(backend: Backend) {
-    let app = TestApp::spawn(&backend, |c| {
-        c.idempotency_wait = Duration::from_millis(300)
-    })
-    .await;
+    let app = TestApp::spawn(&backend, |c| c.idempotency_wait = Duration::from_millis(300)).await;
     let body = json!({"name": "Bot"});
     let (_lease, _new) = claim_like_an_original(&app, "k", &body).await;
     let reply = app.create(1, 1, Some("k"), &body).await;
@@ -128,15 +121,9 @@ async fn crashed_owner_blocks_the_key_only_until_its_lease_ends(backend: Backend
     let body = json!({"name": "Bot"});
     // The owner claims and dies without completing or releasing.
     let (dead_lease, dead_new) = claim_like_an_original(&app, "k", &body).await;
-    assert_eq!(
-        app.create(1, 1, Some("k"), &body).await.status,
-        StatusCode::CONFLICT
-    );
+    assert_eq!(app.create(1, 1, Some("k"), &body).await.status, StatusCode::CONFLICT);
     app.clock.advance(Duration::from_secs(29));
-    assert_eq!(
-        app.create(1, 1, Some("k"), &body).await.status,
-        StatusCode::CONFLICT
-    );
+    assert_eq!(app.create(1, 1, Some("k"), &body).await.status, StatusCode::CONFLICT);
     app.clock.advance(Duration::from_secs(1));
     let taken_over = app.create(1, 1, Some("k"), &body).await;
     assert_eq!(
@@ -193,13 +180,8 @@ async fn outage_is_503_then_recovers(backend: Backend) {
     let ready = |app: &TestApp| app.client.get(format!("{}/readyz", app.base));
     assert_eq!(app.send(ready(&app)).await.status, StatusCode::OK);
     faulty.down.store(true, Ordering::SeqCst);
-    assert_eq!(
-        app.send(ready(&app)).await.status,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    let live = app
-        .send(app.client.get(format!("{}/healthz", app.base)))
-        .await;
+    assert_eq!(app.send(ready(&app)).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    let live = app.send(app.client.get(format!("{}/healthz", app.base))).await;
     assert_eq!(live.status, StatusCode::OK);
     for key in [Some("k"), None] {
         let reply = app.create(1, 1, key, &json!({"name": "Bot"})).await;
@@ -212,9 +194,7 @@ async fn outage_is_503_then_recovers(backend: Backend) {
         "nothing half-written during the outage"
     );
     assert_eq!(
-        app.create(1, 1, Some("k"), &json!({"name": "Bot"}))
-            .await
-            .status,
+        app.create(1, 1, Some("k"), &json!({"name": "Bot"})).await.status,
         StatusCode::CREATED
     );
 }
@@ -223,15 +203,9 @@ async fn expired_keys_are_reaped_and_create_anew(backend: Backend) {
     let app = TestApp::spawn(&backend, |c| c.idempotency_ttl = Duration::from_secs(3600)).await;
     let body = json!({"name": "Bot"});
     let first = app.create(1, 1, Some("k1"), &body).await;
-    assert_eq!(
-        app.create(1, 1, Some("k2"), &body).await.status,
-        StatusCode::CREATED
-    );
+    assert_eq!(app.create(1, 1, Some("k2"), &body).await.status, StatusCode::CREATED);
     app.clock.advance(Duration::from_secs(3599));
-    assert_eq!(
-        app.create(1, 1, Some("k1"), &body).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.create(1, 1, Some("k1"), &body).await.status, StatusCode::OK);
     let reaped = idemproof_service::reaper::reap_all(app.store.as_ref(), app.clock.as_ref())
         .await
         .expect("reap");
@@ -245,16 +219,9 @@ async fn expired_keys_are_reaped_and_create_anew(backend: Backend) {
         assert_eq!(keys, 0);
     }
     let again = app.create(1, 1, Some("k1"), &body).await;
-    assert_eq!(
-        again.status,
-        StatusCode::CREATED,
-        "an expired key creates anew"
-    );
+    assert_eq!(again.status, StatusCode::CREATED, "an expired key creates anew");
     assert_ne!(again.agent_id(), first.agent_id());
-    assert_eq!(
-        app.create(1, 1, Some("k1"), &body).await.agent_id(),
-        again.agent_id()
-    );
+    assert_eq!(app.create(1, 1, Some("k1"), &body).await.agent_id(), again.agent_id());
 }
 
 async fn metrics_count_outcomes_and_keyed_share(backend: Backend) {
@@ -283,9 +250,6 @@ async fn metrics_count_outcomes_and_keyed_share(backend: Backend) {
         "idemproof_keyed_creates_total 3",
         "idemproof_keyed_create_share 0.75",
     ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing `{line}` in\n{text}"
-        );
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
     }
 }

@@ -36,10 +36,7 @@ async fn scope_is_a_unique_constraint_leading_with_organization_id(backend: Back
     let insert = "INSERT INTO idempotency_keys (organization_id, user_id, endpoint, key, fingerprint, resource_id, created_at, expires_at)
                   VALUES (1, 1, 'e', 'k', decode(repeat('00', 32), 'hex'), 1, now(), now())";
     sqlx::query(insert).execute(pool).await.expect("first row");
-    let second = sqlx::query(insert)
-        .execute(pool)
-        .await
-        .expect_err("duplicate scope");
+    let second = sqlx::query(insert).execute(pool).await.expect_err("duplicate scope");
     let code = second
         .as_database_error()
         .and_then(|e| e.code())
@@ -63,19 +60,12 @@ async fn a_failing_insert_answers_503_and_leaves_nothing_behind(backend: Backend
         "internals leaked: {failed:?}"
     );
     assert_eq!(app.rows("agents").await, Some(0));
-    assert_eq!(
-        app.rows("idempotency_keys").await,
-        Some(0),
-        "the claim was released"
-    );
+    assert_eq!(app.rows("idempotency_keys").await, Some(0), "the claim was released");
     sqlx::query("ALTER TABLE agents DROP CONSTRAINT no_inserts")
         .execute(pool)
         .await
         .expect("repair");
-    assert_eq!(
-        app.create(1, 1, Some("k"), &body).await.status,
-        StatusCode::CREATED
-    );
+    assert_eq!(app.create(1, 1, Some("k"), &body).await.status, StatusCode::CREATED);
 }
 
 async fn reaping_can_walk_the_expiry_index(backend: Backend) {

@@ -17,34 +17,20 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
 
 async fn an_agent_is_only_visible_in_its_organization(backend: Backend) {
     let app = TestApp::spawn(&backend, |_| {}).await;
-    let id = app
-        .create(1, 1, None, &json!({"name": "Bot"}))
-        .await
-        .agent_id();
+    let id = app.create(1, 1, None, &json!({"name": "Bot"})).await.agent_id();
     let token = app.token(1, &[1, 2]);
     let get = |org: i64, id: String| {
         app.client
-            .get(format!(
-                "{}/api/v1/agents/{id}?organization_id={org}",
-                app.base
-            ))
+            .get(format!("{}/api/v1/agents/{id}?organization_id={org}", app.base))
             .bearer_auth(&token)
     };
     let mine = app.send(get(1, id.to_string())).await;
     assert_eq!(mine.status, StatusCode::OK);
     assert_eq!(mine.body["status"], "success");
     assert_eq!(mine.agent_id(), id);
-    for (org, id) in [
-        (2, id.to_string()),
-        (1, (id + 1000).to_string()),
-        (1, "abc".into()),
-    ] {
+    for (org, id) in [(2, id.to_string()), (1, (id + 1000).to_string()), (1, "abc".into())] {
         let reply = app.send(get(org, id.clone())).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::NOT_FOUND,
-            "org {org} id {id}: {reply:?}"
-        );
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "org {org} id {id}: {reply:?}");
         assert_eq!(reply.code(), "not_found");
     }
     assert!(app.all_agents(2).await.is_empty());
@@ -59,16 +45,12 @@ async fn listing_paginates_in_a_stable_order(backend: Backend) {
                 .await
                 .agent_id(),
         );
-        app.create(2, 1, None, &json!({"name": format!("B{i}")}))
-            .await;
+        app.create(2, 1, None, &json!({"name": format!("B{i}")})).await;
     }
     let token = app.token(1, &[1]);
     let page = |query: String| {
         app.client
-            .get(format!(
-                "{}/api/v1/agents?organization_id=1{query}",
-                app.base
-            ))
+            .get(format!("{}/api/v1/agents?organization_id=1{query}", app.base))
             .bearer_auth(&token)
     };
     let mut seen = Vec::new();
@@ -77,18 +59,12 @@ async fn listing_paginates_in_a_stable_order(backend: Backend) {
     loop {
         let query = format!(
             "&limit=3{}",
-            cursor
-                .as_ref()
-                .map(|c| format!("&cursor={c}"))
-                .unwrap_or_default()
+            cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default()
         );
         let reply = app.send(page(query)).await;
         assert_eq!(reply.status, StatusCode::OK);
         pages += 1;
-        let agents = reply.body["data"]["agents"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let agents = reply.body["data"]["agents"].as_array().cloned().unwrap_or_default();
         assert!(agents.len() <= 3);
         seen.extend(agents.iter().map(|a| a["id"].as_i64().unwrap_or_default()));
         match reply.body["data"]["next_cursor"].as_str() {
@@ -114,9 +90,7 @@ async fn listing_paginates_in_a_stable_order(backend: Backend) {
 async fn health_endpoints_answer(backend: Backend) {
     let app = TestApp::spawn(&backend, |_| {}).await;
     for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
-        let reply = app
-            .send(app.client.get(format!("{}{path}", app.base)))
-            .await;
+        let reply = app.send(app.client.get(format!("{}{path}", app.base))).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.body["status"], status);
     }

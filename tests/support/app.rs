@@ -109,11 +109,7 @@ impl TestApp {
     }
 
     /// Spawns the service over a given store (e.g. a faulty wrapper).
-    pub async fn spawn_on(
-        store: Arc<dyn Store>,
-        pool: Option<sqlx::PgPool>,
-        config: Config,
-    ) -> Self {
+    pub async fn spawn_on(store: Arc<dyn Store>, pool: Option<sqlx::PgPool>, config: Config) -> Self {
         let clock = Arc::new(ManualClock::new());
         let app = Application::build_with(config.clone(), store.clone(), clock.clone())
             .await
@@ -148,18 +144,13 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         assert!(
             status.as_u16() < 500 || status == StatusCode::SERVICE_UNAVAILABLE,
             "the service answered {status}: {body}"
         );
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     /// `POST /api/v1/agents?organization_id=org` as `user` (member of
@@ -193,12 +184,7 @@ impl TestApp {
                 )
                 .await;
             assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
-            agents.extend(
-                reply.body["data"]["agents"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            agents.extend(reply.body["data"]["agents"].as_array().cloned().unwrap_or_default());
             match reply.body["data"]["next_cursor"].as_str() {
                 Some(next) => cursor = next.to_owned(),
                 None => return agents,

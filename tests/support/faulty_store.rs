@@ -28,9 +28,7 @@ impl FaultyStore {
 
     fn check(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::unavailable(std::io::Error::other(
-                "injected outage",
-            )));
+            return Err(StoreError::unavailable(std::io::Error::other("injected outage")));
         }
         Ok(())
     }
@@ -59,12 +57,7 @@ impl Store for FaultyStore {
         self.inner.reap_expired(now, limit).await
     }
 
-    async fn create_agent(
-        &self,
-        agent: &NewAgent,
-        lease: Option<&Lease>,
-        now: Timestamp,
-    ) -> Result<Agent, StoreError> {
+    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         self.check()?;
         let fail = self
             .failing_creates
@@ -83,12 +76,7 @@ impl Store for FaultyStore {
         self.inner.agent(organization_id, id).await
     }
 
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
         self.check()?;
         self.inner.agents(organization_id, after, limit).await
     }

@@ -37,11 +37,7 @@ pub fn run(cases: Vec<(&'static str, Backends, Case)>) -> std::process::ExitCode
             .build()
             .expect("tokio runtime"),
     );
-    let wants_postgres = !args.list
-        && (args
-            .filter
-            .as_deref()
-            .is_none_or(|f| !f.starts_with("memory")));
+    let wants_postgres = !args.list && (args.filter.as_deref().is_none_or(|f| !f.starts_with("memory")));
     let postgres: Option<Result<Arc<PgServer>, String>> = if docker_opted_out() || !wants_postgres {
         None
     } else {
@@ -51,21 +47,11 @@ pub fn run(cases: Vec<(&'static str, Backends, Case)>) -> std::process::ExitCode
     let mut trials = Vec::new();
     for (name, backends, case) in cases {
         if backends == Backends::Both {
-            trials.push(trial(
-                &runtime,
-                format!("memory::{name}"),
-                Ok(Backend::Memory),
-                case,
-            ));
+            trials.push(trial(&runtime, format!("memory::{name}"), Ok(Backend::Memory), case));
         }
         let pg_name = format!("postgres::{name}");
         trials.push(match &postgres {
-            Some(Ok(server)) => trial(
-                &runtime,
-                pg_name,
-                Ok(Backend::Postgres(server.clone())),
-                case,
-            ),
+            Some(Ok(server)) => trial(&runtime, pg_name, Ok(Backend::Postgres(server.clone())), case),
             Some(Err(why)) => trial(&runtime, pg_name, Err(why.clone()), case),
             None if docker_opted_out() => Trial::test(pg_name, || Ok(())).with_ignored_flag(true),
             None => Trial::test(pg_name, || Err(Failed::from("Postgres was not started"))),
@@ -78,20 +64,13 @@ pub fn run(cases: Vec<(&'static str, Backends, Case)>) -> std::process::ExitCode
     if let Some(Ok(server)) = postgres {
         match Arc::try_unwrap(server) {
             Ok(server) => runtime.block_on(server.remove()),
-            Err(_) => eprintln!(
-                "warning: the Postgres container is still referenced and was left running"
-            ),
+            Err(_) => eprintln!("warning: the Postgres container is still referenced and was left running"),
         }
     }
     conclusion.exit_code()
 }
 
-fn trial(
-    runtime: &Arc<tokio::runtime::Runtime>,
-    name: String,
-    backend: Result<Backend, String>,
-    case: Case,
-) -> Trial {
+fn trial(runtime: &Arc<tokio::runtime::Runtime>, name: String, backend: Result<Backend, String>, case: Case) -> Trial {
     let runtime = runtime.clone();
     Trial::test(name, move || {
         let backend = backend.map_err(Failed::from)?;

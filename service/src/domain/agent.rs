@@ -149,16 +149,10 @@ impl CreateEnvelope {
         };
         let organization_id = match obj.get("organization_id") {
             None | Some(Value::Null) => None,
-            Some(v) => {
-                Some(
-                    v.as_i64()
-                        .filter(|id| *id > 0)
-                        .ok_or_else(|| BodyError::BadRequest {
-                            code: "invalid_organization_id",
-                            detail: "organization_id in the body must be a positive integer".into(),
-                        })?,
-                )
-            }
+            Some(v) => Some(v.as_i64().filter(|id| *id > 0).ok_or_else(|| BodyError::BadRequest {
+                code: "invalid_organization_id",
+                detail: "organization_id in the body must be a positive integer".into(),
+            })?),
         };
         let idempotency_key = match obj.get("idempotency_key") {
             None | Some(Value::Null) => None,
@@ -246,10 +240,7 @@ fn optional_text(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(Value::String(s)) if s.chars().count() > max_chars => {
-            errors.push(field_error(
-                field,
-                &format!("must be at most {max_chars} characters"),
-            ));
+            errors.push(field_error(field, &format!("must be at most {max_chars} characters")));
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
@@ -260,11 +251,7 @@ fn optional_text(
     }
 }
 
-fn optional_object(
-    obj: &Map<String, Value>,
-    field: &'static str,
-    errors: &mut Vec<FieldError>,
-) -> Map<String, Value> {
+fn optional_object(obj: &Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Map<String, Value> {
     match obj.get(field) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -300,8 +287,7 @@ mod tests {
     fn nested_key_order_does_not_change_the_fingerprint() {
         let a = spec(json!({"name": "Bot", "config": {"a": 1, "b": {"c": 2, "d": 3}}}));
         let b: Value =
-            serde_json::from_str(r#"{"config": {"b": {"d": 3, "c": 2}, "a": 1}, "name": "Bot"}"#)
-                .expect("json");
+            serde_json::from_str(r#"{"config": {"b": {"d": 3, "c": 2}, "a": 1}, "name": "Bot"}"#).expect("json");
         assert_eq!(a.fingerprint(), spec(b).fingerprint());
     }
 
@@ -365,10 +351,8 @@ mod tests {
                 ..
             })
         ));
-        let ok = CreateEnvelope::from_json(
-            &json!({"name": "a", "organization_id": 7, "idempotency_key": "k"}),
-        )
-        .expect("valid");
+        let ok = CreateEnvelope::from_json(&json!({"name": "a", "organization_id": 7, "idempotency_key": "k"}))
+            .expect("valid");
         assert_eq!(ok.organization_id, Some(7));
         assert_eq!(ok.idempotency_key.as_deref(), Some("k"));
     }

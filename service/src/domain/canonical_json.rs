@@ -57,15 +57,10 @@ mod tests {
     #[test]
     fn key_order_and_whitespace_do_not_matter() {
         let a: Value =
-            serde_json::from_str(r#"{"b": {"y": [1, {"q":1,"p":2}], "x": null}, "a": "é\""}"#)
-                .expect("json");
-        let b: Value = serde_json::from_str(r#"{"a":"é\"","b":{"x":null,"y":[1,{"p":2,"q":1}]}}"#)
-            .expect("json");
+            serde_json::from_str(r#"{"b": {"y": [1, {"q":1,"p":2}], "x": null}, "a": "é\""}"#).expect("json");
+        let b: Value = serde_json::from_str(r#"{"a":"é\"","b":{"x":null,"y":[1,{"p":2,"q":1}]}}"#).expect("json");
         assert_eq!(canon(&a), canon(&b));
-        assert_eq!(
-            canon(&a),
-            r#"{"a":"é\"","b":{"x":null,"y":[1,{"p":2,"q":1}]}}"#
-        );
+        assert_eq!(canon(&a), r#"{"a":"é\"","b":{"x":null,"y":[1,{"p":2,"q":1}]}}"#);
     }
 
     #[test]

@@ -78,16 +78,9 @@ pub async fn create(
     });
     let (status, agent, message) = match result? {
         Executed::Created(agent) => (StatusCode::CREATED, agent, "Agent created successfully"),
-        Executed::Replayed(agent) => (
-            StatusCode::OK,
-            agent,
-            "Agent already exists (idempotent response)",
-        ),
+        Executed::Replayed(agent) => (StatusCode::OK, agent, "Agent already exists (idempotent response)"),
     };
-    let location = format!(
-        "/api/v1/agents/{}?organization_id={}",
-        agent.id, agent.organization_id
-    );
+    let location = format!("/api/v1/agents/{}?organization_id={}", agent.id, agent.organization_id);
     let mut response = (status, success(One { agent: &agent }, Some(message))).into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -114,10 +107,7 @@ async fn create_agent(
         BodyError::BadRequest { code, detail } => ApiError::bad_request(code, detail),
         BodyError::Invalid(errors) => ApiError::Validation(errors),
     })?;
-    if envelope
-        .organization_id
-        .is_some_and(|id| id != organization_id)
-    {
+    if envelope.organization_id.is_some_and(|id| id != organization_id) {
         return Err(ApiError::bad_request(
             "organization_mismatch",
             "organization_id in the body differs from the query parameter",
@@ -134,10 +124,7 @@ async fn create_agent(
         spec: envelope.spec,
     };
     let Some(key) = key else {
-        let agent = state
-            .store
-            .create_agent(&new, None, state.clock.now())
-            .await?;
+        let agent = state.store.create_agent(&new, None, state.clock.now()).await?;
         return Ok(Executed::Created(agent));
     };
 
@@ -153,11 +140,7 @@ async fn create_agent(
         .execute(
             scope.clone(),
             fingerprint,
-            |lease| async move {
-                store
-                    .create_agent(&new, Some(&lease), state.clock.now())
-                    .await
-            },
+            |lease| async move { store.create_agent(&new, Some(&lease), state.clock.now()).await },
             |id| store.agent(organization_id, id),
         )
         .await;
@@ -192,8 +175,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let organization_id = organization_id(&params(query)?, &user)?;
-    let not_found =
-        || ApiError::NotFound(format!("no agent {id} in organization {organization_id}"));
+    let not_found = || ApiError::NotFound(format!("no agent {id} in organization {organization_id}"));
     let agent_id = id.parse::<i64>().map_err(|_| not_found())?;
     let agent = state
         .store
@@ -205,11 +187,7 @@ pub async fn show(
 
 /// `GET /api/v1/agents?organization_id=N&limit=L&cursor=C`: keyset
 /// pagination by id; `cursor` is opaque to clients (today the last id seen).
-pub async fn list(
-    State(state): State<AppState>,
-    user: User,
-    query: QueryParams,
-) -> Result<Response, ApiError> {
+pub async fn list(State(state): State<AppState>, user: User, query: QueryParams) -> Result<Response, ApiError> {
     let params = params(query)?;
     let organization_id = organization_id(&params, &user)?;
     let limit = match params.get("limit") {
@@ -225,19 +203,14 @@ pub async fn list(
                 )
             })?,
     };
-    let after = match params.get("cursor").filter(|c| !c.is_empty()) {
-        None => None,
-        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "cursor must be a value returned as next_cursor",
-            )
-        })?),
-    };
-    let mut agents = state
-        .store
-        .agents(organization_id, after, limit + 1)
-        .await?;
+    let after =
+        match params.get("cursor").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("invalid_cursor", "cursor must be a value returned as next_cursor")
+            })?),
+        };
+    let mut agents = state.store.agents(organization_id, after, limit + 1).await?;
     let next_cursor = if agents.len() > limit as usize {
         agents.truncate(limit as usize);
         agents.last().map(|a| a.id.to_string())

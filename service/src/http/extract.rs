@@ -21,14 +21,8 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(AuthError::Missing)?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
         let value = value.to_str().map_err(|_| AuthError::Invalid)?;
         let (scheme, token) = value.split_once(' ').ok_or(AuthError::Invalid)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
@@ -52,21 +46,11 @@ pub fn params(query: QueryParams) -> Result<HashMap<String, String>, ApiError> {
 /// The `organization_id` query parameter the caller must be a member of.
 pub fn organization_id(params: &HashMap<String, String>, user: &User) -> Result<i64, ApiError> {
     let raw = params.get("organization_id").ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_organization_id",
-            "organization_id query parameter is required",
-        )
+        ApiError::bad_request("invalid_organization_id", "organization_id query parameter is required")
     })?;
-    let id = raw
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_organization_id",
-                "organization_id must be a positive integer",
-            )
-        })?;
+    let id = raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::bad_request("invalid_organization_id", "organization_id must be a positive integer")
+    })?;
     if !user.is_member_of(id) {
         return Err(ApiError::Forbidden(id));
     }
@@ -74,19 +58,14 @@ pub fn organization_id(params: &HashMap<String, String>, user: &User) -> Result<
 }
 
 /// Parses a JSON body after checking its content type and size.
-pub fn json_body(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<Value, ApiError> {
+pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Value, ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false);
     if !is_json {
@@ -96,17 +75,13 @@ pub fn json_body(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit),
         _ => ApiError::bad_request("invalid_body", "the request body could not be read"),
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-    })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))
 }
 
 /// The idempotency key from the `Idempotency-Key` header and/or the body's
 /// `idempotency_key` field. They must agree when both are present.
-pub fn idempotency_key(
-    headers: &HeaderMap,
-    from_body: Option<&str>,
-) -> Result<Option<IdempotencyKey>, ApiError> {
+pub fn idempotency_key(headers: &HeaderMap, from_body: Option<&str>) -> Result<Option<IdempotencyKey>, ApiError> {
     let from_header = header_key(headers)?;
     let raw = match (from_header.as_deref(), from_body) {
         (Some(h), Some(b)) if h != b => {
@@ -180,48 +155,24 @@ mod tests {
 
     #[test]
     fn sf_strings_and_bare_tokens() {
-        assert_eq!(
-            key(&with_key("\"abc-123\""), None),
-            Ok(Some("abc-123".into()))
-        );
+        assert_eq!(key(&with_key("\"abc-123\""), None), Ok(Some("abc-123".into())));
         assert_eq!(key(&with_key("abc-123"), None), Ok(Some("abc-123".into())));
-        assert_eq!(
-            key(&with_key(r#""a\"b\\c""#), None),
-            Ok(Some(r#"a"b\c"#.into()))
-        );
-        assert_eq!(
-            key(&with_key("\"abc"), None),
-            Err("invalid_idempotency_key")
-        );
-        assert_eq!(
-            key(&with_key("\"a\"b\""), None),
-            Err("invalid_idempotency_key")
-        );
-        assert_eq!(
-            key(&with_key(r#""a\nb""#), None),
-            Err("invalid_idempotency_key")
-        );
+        assert_eq!(key(&with_key(r#""a\"b\\c""#), None), Ok(Some(r#"a"b\c"#.into())));
+        assert_eq!(key(&with_key("\"abc"), None), Err("invalid_idempotency_key"));
+        assert_eq!(key(&with_key("\"a\"b\""), None), Err("invalid_idempotency_key"));
+        assert_eq!(key(&with_key(r#""a\nb""#), None), Err("invalid_idempotency_key"));
         assert_eq!(key(&with_key("\"\""), None), Err("invalid_idempotency_key"));
-        assert_eq!(
-            key(&with_key("\"a b\""), None),
-            Err("invalid_idempotency_key")
-        );
+        assert_eq!(key(&with_key("\"a b\""), None), Err("invalid_idempotency_key"));
     }
 
     #[test]
     fn header_and_body_must_agree() {
         assert_eq!(key(&with_key("k"), Some("k")), Ok(Some("k".into())));
         assert_eq!(key(&with_key("\"k\""), Some("k")), Ok(Some("k".into())));
-        assert_eq!(
-            key(&with_key("k"), Some("j")),
-            Err("conflicting_idempotency_keys")
-        );
+        assert_eq!(key(&with_key("k"), Some("j")), Err("conflicting_idempotency_keys"));
         assert_eq!(key(&HeaderMap::new(), Some("j")), Ok(Some("j".into())));
         assert_eq!(key(&HeaderMap::new(), None), Ok(None));
-        assert_eq!(
-            key(&HeaderMap::new(), Some("")),
-            Err("invalid_idempotency_key")
-        );
+        assert_eq!(key(&HeaderMap::new(), Some("")), Err("invalid_idempotency_key"));
     }
 
     #[test]

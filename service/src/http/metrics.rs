@@ -51,10 +51,7 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one finished creation request.
     pub fn record(&self, outcome: Outcome) {
-        let i = OUTCOMES
-            .iter()
-            .position(|(o, _)| *o == outcome)
-            .unwrap_or(0);
+        let i = OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
         self.outcomes[i].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -76,10 +73,7 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE idemproof_create_requests_total counter");
         for (i, (_, label)) in OUTCOMES.iter().enumerate() {
             let n = self.outcomes[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "idemproof_create_requests_total{{outcome=\"{label}\"}} {n}"
-            );
+            let _ = writeln!(out, "idemproof_create_requests_total{{outcome=\"{label}\"}} {n}");
         }
         let creates = self.creates.load(Ordering::Relaxed);
         let keyed = self.keyed_creates.load(Ordering::Relaxed);
@@ -113,10 +107,7 @@ impl Metrics {
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),
     )
 }

@@ -71,11 +71,7 @@ pub struct Idempotency {
 impl Idempotency {
     /// Machinery over `store`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: Policy) -> Self {
-        Self {
-            store,
-            clock,
-            policy,
-        }
+        Self { store, clock, policy }
     }
 
     /// Runs one request carrying a key. `create` does the work under the

@@ -52,12 +52,7 @@ impl Store for Unscoped {
         self.inner.release(&lease).await
     }
 
-    async fn create_agent(
-        &self,
-        agent: &NewAgent,
-        lease: Option<&Lease>,
-        now: Timestamp,
-    ) -> Result<Agent, StoreError> {
+    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         let lease = lease.map(|l| Lease {
             scope: unscoped(&l.scope),
             token: l.token,
@@ -78,12 +73,7 @@ impl Store for Unscoped {
         self.inner.agent_by_id(id).await
     }
 
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
         self.inner.agents(organization_id, after, limit).await
     }
 
@@ -112,9 +102,7 @@ impl Store for SkipFingerprint {
         token: LeaseToken,
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
-        self.inner
-            .claim(scope, Fingerprint([0; 32]), token, now)
-            .await
+        self.inner.claim(scope, Fingerprint([0; 32]), token, now).await
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
@@ -125,12 +113,7 @@ impl Store for SkipFingerprint {
         self.inner.reap_expired(now, limit).await
     }
 
-    async fn create_agent(
-        &self,
-        agent: &NewAgent,
-        lease: Option<&Lease>,
-        now: Timestamp,
-    ) -> Result<Agent, StoreError> {
+    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         self.inner.create_agent(agent, lease, now).await
     }
 
@@ -142,12 +125,7 @@ impl Store for SkipFingerprint {
         self.inner.agent_by_id(id).await
     }
 
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
         self.inner.agents(organization_id, after, limit).await
     }
 
@@ -191,12 +169,7 @@ impl Store for CacheFailures {
         self.inner.claim(scope, fp, token, now).await
     }
 
-    async fn create_agent(
-        &self,
-        agent: &NewAgent,
-        lease: Option<&Lease>,
-        now: Timestamp,
-    ) -> Result<Agent, StoreError> {
+    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         let created = self.inner.create_agent(agent, lease, now).await;
         if let (Err(StoreError::Unavailable(_)), Some(lease)) = (&created, lease) {
             self.failed().insert(lease.scope.clone());
@@ -225,12 +198,7 @@ impl Store for CacheFailures {
         self.inner.agent_by_id(id).await
     }
 
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
         self.inner.agents(organization_id, after, limit).await
     }
 

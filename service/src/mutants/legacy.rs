@@ -69,12 +69,7 @@ impl Store for LegacyMemory {
         self.inner.agent_by_id(id).await
     }
 
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
         self.inner.agents(organization_id, after, limit).await
     }
 
@@ -90,11 +85,9 @@ pub struct LegacyPg {
 
 impl LegacyPg {
     pub async fn new(inner: PgStore) -> anyhow::Result<Self> {
-        sqlx::query(
-            "CREATE INDEX IF NOT EXISTS agents_idempotency_key_legacy ON agents (idempotency_key)",
-        )
-        .execute(inner.pool())
-        .await?;
+        sqlx::query("CREATE INDEX IF NOT EXISTS agents_idempotency_key_legacy ON agents (idempotency_key)")
+            .execute(inner.pool())
+            .await?;
         Ok(Self { inner })
     }
 }
@@ -108,13 +101,12 @@ impl Store for LegacyPg {
         _token: LeaseToken,
         _now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM agents WHERE idempotency_key = $1 ORDER BY id LIMIT 1",
-        )
-        .bind(scope.key.as_str())
-        .fetch_optional(self.inner.pool())
-        .await
-        .map_err(StoreError::unavailable)?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM agents WHERE idempotency_key = $1 ORDER BY id LIMIT 1")
+                .bind(scope.key.as_str())
+                .fetch_optional(self.inner.pool())
+                .await
+                .map_err(StoreError::unavailable)?;
         Ok(match found {
             Some(id) => ClaimOutcome::Replay(id),
             None => ClaimOutcome::Acquired,
@@ -146,12 +138,7 @@ impl Store for LegacyPg {
         self.inner.agent_by_id(id).await
     }
 
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
         self.inner.agents(organization_id, after, limit).await
     }
 

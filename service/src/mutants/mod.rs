@@ -23,17 +23,7 @@ use crate::store::postgres::PgStore;
 
 /// How keys are handled.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
@@ -119,12 +109,7 @@ impl Strategy {
     }
 
     /// The Postgres store this strategy runs on.
-    pub async fn base_postgres(
-        self,
-        url: &str,
-        max_connections: u32,
-        terms: Terms,
-    ) -> anyhow::Result<Arc<dyn Store>> {
+    pub async fn base_postgres(self, url: &str, max_connections: u32, terms: Terms) -> anyhow::Result<Arc<dyn Store>> {
         let store = PgStore::connect(url, max_connections, self.terms(terms)).await?;
         Ok(match self {
             Strategy::Legacy => Arc::new(legacy::LegacyPg::new(store).await?),

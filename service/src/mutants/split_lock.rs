@@ -56,12 +56,7 @@ impl Store for SplitLockMemory {
         self.inner.reap_expired(now, limit).await
     }
 
-    async fn create_agent(
-        &self,
-        agent: &NewAgent,
-        lease: Option<&Lease>,
-        now: Timestamp,
-    ) -> Result<Agent, StoreError> {
+    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         self.inner.create_agent(agent, lease, now).await
     }
 
@@ -73,12 +68,7 @@ impl Store for SplitLockMemory {
         self.inner.agent_by_id(id).await
     }
 
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
         self.inner.agents(organization_id, after, limit).await
     }
 

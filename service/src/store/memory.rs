@@ -8,9 +8,7 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use idemproof_models::{
-    Claim, ClaimTable, CompleteError, Fingerprint, LeaseToken, Scope, Terms, Timestamp,
-};
+use idemproof_models::{Claim, ClaimTable, CompleteError, Fingerprint, LeaseToken, Scope, Terms, Timestamp};
 use tokio::sync::oneshot;
 
 use super::{ChangeSignal, ClaimOutcome, Lease, Store, StoreError};
@@ -80,9 +78,7 @@ impl MemoryStore {
             idempotency_key: new.idempotency_key.clone(),
             created_at: now,
         };
-        agents
-            .by_org
-            .insert((agent.organization_id, agent.id), agent.clone());
+        agents.by_org.insert((agent.organization_id, agent.id), agent.clone());
         agent
     }
 }
@@ -100,20 +96,15 @@ impl Store for MemoryStore {
         let waker = Box::new(move || {
             let _ = tx.send(());
         });
-        Ok(
-            match self
-                .claims
-                .claim(scope, fingerprint, token, now, Some(waker))
-            {
-                Claim::Acquired => ClaimOutcome::Acquired,
-                Claim::Replay(id) => ClaimOutcome::Replay(id),
-                Claim::Mismatch { original } => ClaimOutcome::Mismatch { original },
-                Claim::InFlight { lease_expires_at } => ClaimOutcome::InFlight {
-                    lease_expires_at,
-                    change: ChangeSignal::Notified(rx),
-                },
+        Ok(match self.claims.claim(scope, fingerprint, token, now, Some(waker)) {
+            Claim::Acquired => ClaimOutcome::Acquired,
+            Claim::Replay(id) => ClaimOutcome::Replay(id),
+            Claim::Mismatch { original } => ClaimOutcome::Mismatch { original },
+            Claim::InFlight { lease_expires_at } => ClaimOutcome::InFlight {
+                lease_expires_at,
+                change: ChangeSignal::Notified(rx),
             },
-        )
+        })
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
@@ -125,12 +116,7 @@ impl Store for MemoryStore {
         Ok(self.claims.reap_expired(now, limit as usize) as u64)
     }
 
-    async fn create_agent(
-        &self,
-        new: &NewAgent,
-        lease: Option<&Lease>,
-        now: Timestamp,
-    ) -> Result<Agent, StoreError> {
+    async fn create_agent(&self, new: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         let Some(lease) = lease else {
             return Ok(self.insert(new, now));
         };
@@ -153,12 +139,7 @@ impl Store for MemoryStore {
         Ok(self.agents().by_org.get(&(organization_id, id)).cloned())
     }
 
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
         let start = match after {
             Some(after) => Bound::Excluded((organization_id, after)),
             None => Bound::Included((organization_id, i64::MIN)),

@@ -96,12 +96,7 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts an agent. With a lease, the insert and the completion of the
     /// claim commit together, and only if the lease still holds
     /// ([`StoreError::LeaseLost`] otherwise, with nothing written).
-    async fn create_agent(
-        &self,
-        agent: &NewAgent,
-        lease: Option<&Lease>,
-        now: Timestamp,
-    ) -> Result<Agent, StoreError>;
+    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError>;
 
     /// The agent `id` if it belongs to `organization_id`.
     async fn agent(&self, organization_id: i64, id: i64) -> Result<Option<Agent>, StoreError>;
@@ -111,12 +106,7 @@ pub trait Store: Send + Sync + 'static {
     async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError>;
 
     /// Up to `limit` agents of `organization_id` with ids above `after`, by id.
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError>;
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError>;
 
     /// Whether the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -16,9 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use idemproof_models::{
-    Decision, Fingerprint, KeyRecord, KeyState, LeaseToken, Scope, Terms, Timestamp, decide,
-};
+use idemproof_models::{Decision, Fingerprint, KeyRecord, KeyState, LeaseToken, Scope, Terms, Timestamp, decide};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -53,8 +51,7 @@ impl PgStore {
     pub async fn connect(url: &str, max_connections: u32, terms: Terms) -> anyhow::Result<Self> {
         // Postgres caps timeouts at INT_MAX milliseconds (about 24 days).
         let lease_ms = terms.lease.num_milliseconds().clamp(1, i64::from(i32::MAX));
-        let options =
-            PgConnectOptions::from_str(url)?.options([("statement_timeout", lease_ms.to_string())]);
+        let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", lease_ms.to_string())]);
         let pool_options = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5));
@@ -166,12 +163,7 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn create_agent(
-        &self,
-        new: &NewAgent,
-        lease: Option<&Lease>,
-        now: Timestamp,
-    ) -> Result<Agent, StoreError> {
+    async fn create_agent(&self, new: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         let spec = &new.spec;
         let query = sqlx::query_as::<_, Agent>(match lease {
             None => queries::INSERT_AGENT,
@@ -190,10 +182,7 @@ impl Store for PgStore {
         .bind(&new.idempotency_key)
         .bind(now);
         let Some(lease) = lease else {
-            return query
-                .fetch_one(&self.pool)
-                .await
-                .map_err(StoreError::unavailable);
+            return query.fetch_one(&self.pool).await.map_err(StoreError::unavailable);
         };
         query
             .bind(lease.scope.organization_id)
@@ -216,12 +205,7 @@ impl Store for PgStore {
             .map_err(StoreError::unavailable)
     }
 
-    async fn agents(
-        &self,
-        organization_id: i64,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
         sqlx::query_as(queries::LIST_AGENTS)
             .bind(organization_id)
             .bind(after.unwrap_or(i64::MIN))
@@ -250,8 +234,7 @@ impl Store for PgStore {
 
 impl queries::KeyRow {
     fn into_record(self) -> Result<KeyRecord<i64>, StoreError> {
-        let corrupt =
-            || StoreError::unavailable(std::io::Error::other("malformed idempotency_keys row"));
+        let corrupt = || StoreError::unavailable(std::io::Error::other("malformed idempotency_keys row"));
         let fingerprint = Fingerprint::from_slice(&self.fingerprint).ok_or_else(corrupt)?;
         let state = match (self.lease_token, self.lease_expires_at, self.resource_id) {
             (Some(token), Some(lease_expires_at), None) => KeyState::InProgress {

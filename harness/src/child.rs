@@ -1,0 +1,56 @@
+//! Service replicas run as child processes of the harness itself: the
+//! harness binary (or a test binary that calls [`run_if_child`] first)
+//! re-executes itself with [`CHILD_ENV`] set, and that child serves the
+//! agent API over Postgres with the strategy it was given. Being a real
+//! process is what lets the `crash` scenario `kill -9` it.
+
+use std::sync::Arc;
+
+use clap::Parser;
+use idemproof_service::clock::SystemClock;
+use idemproof_service::mutants::Strategy;
+use idemproof_service::{Application, Config};
+
+/// Set (to a strategy name) in a child's environment.
+pub const CHILD_ENV: &str = "IDEMPROOF_HARNESS_CHILD";
+/// First line a child prints on stdout once it listens: `<PREFIX> <port>`.
+pub const READY_PREFIX: &str = "IDEMPROOF_LISTENING";
+
+/// If this process is a harness child, serves until killed and exits;
+/// otherwise returns. Call first thing in `main`.
+pub fn run_if_child() {
+    let Ok(strategy) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let code = match serve(&strategy) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("harness child failed: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn serve(strategy: &str) -> anyhow::Result<()> {
+    let strategy = <Strategy as clap::ValueEnum>::from_str(strategy, true).map_err(anyhow::Error::msg)?;
+    // Settings come from the same env vars the service binary reads.
+    let config = Config::parse_from(["idemproof-service"]);
+    idemproof_service::telemetry::init(config.log_format);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let url = config
+            .database_url
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("a harness child needs DATABASE_URL"))?;
+        let base = strategy
+            .base_postgres(&url, config.database_max_connections, config.terms())
+            .await?;
+        let store = strategy.decorate(base);
+        let app = Application::build_with(config, store, Arc::new(SystemClock)).await?;
+        println!("{READY_PREFIX} {}", app.port());
+        app.run_until_stopped(idemproof_service::startup::shutdown_signal())
+            .await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,218 @@
+//! The command line: `idemproof suite` and `idemproof mutants`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use idemproof_service::config::{DEV_AUTH_SECRET, InFlightMode, MismatchMode};
+use idemproof_service::mutants::Strategy;
+
+use crate::mutants;
+use crate::report::{self, RunReport};
+use crate::scenario::Scenario;
+use crate::suite::{self, Environment, Sizes};
+use crate::target::{ServiceSettings, TargetSpec};
+
+/// Attack an idempotency-key service with concurrent duplicates, retries
+/// and faults, and check every history.
+#[derive(Debug, Parser)]
+#[command(name = "idemproof", version, about)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scenarios against one or more targets and check them.
+    Suite(RunArgs),
+    /// Run the suite against the correct strategy and each deliberately
+    /// broken one; succeed only if every broken one is caught.
+    Mutants(RunArgs),
+}
+
+/// Options shared by `suite` and `mutants`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// `memory`, `postgres`, `replicas=N`, `url=http://...`, or `auto`
+    /// (memory, plus replicas=2 on Postgres when Docker is reachable).
+    /// Repeatable.
+    #[arg(long = "target", default_value = "auto")]
+    pub targets: Vec<String>,
+    /// Seed of every random choice (default: random, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Concurrent clients in the continuous scenarios.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Keys in the per-key scenarios.
+    #[arg(long, default_value_t = 48)]
+    pub keys: usize,
+    /// Clients released together on each key in `storm` (at most 1000).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub storm_clients: u16,
+    /// Load window of each scenario.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Scenarios to run (default: all). Repeatable or comma-separated.
+    #[arg(long = "scenario", value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+    /// Write the full report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Directory for the latency plots.
+    #[arg(long, default_value = "target/idemproof")]
+    pub out: PathBuf,
+    /// Lease of the services the harness starts.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+    /// How long their duplicates wait for an in-flight original.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+    /// Their in-flight mode (for a url target: the external service's).
+    #[arg(long, value_enum, default_value_t = InFlightMode::Wait)]
+    pub in_flight: InFlightMode,
+    /// Their mismatch mode (for a url target: the external service's).
+    #[arg(long, value_enum, default_value_t = MismatchMode::Reject)]
+    pub mismatch: MismatchMode,
+    /// HS256 secret for minting tokens (a url target's `AUTH_SECRET`).
+    #[arg(long, env = "AUTH_SECRET", default_value = DEV_AUTH_SECRET, hide_env_values = true)]
+    pub auth_secret: String,
+    /// Strategy of the services the harness starts (`suite` only).
+    #[arg(long, value_enum, default_value_t = Strategy::Correct)]
+    pub strategy: Strategy,
+    /// Never draw progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Runs the command; the exit code says whether everything held.
+pub async fn run(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<bool> {
+    let (args, is_mutants) = match cli.command {
+        Command::Suite(args) => (args, false),
+        Command::Mutants(args) => (args, true),
+    };
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let sizes = Sizes {
+        seed,
+        clients: args.clients.max(1),
+        keys: args.keys.max(1),
+        storm_clients: usize::from(args.storm_clients),
+        duration: args.duration,
+    };
+    let scenarios = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.scenarios.clone()
+    };
+    let settings = ServiceSettings {
+        strategy: args.strategy,
+        lease: args.lease,
+        wait: args.wait,
+        in_flight: args.in_flight,
+        mismatch: args.mismatch,
+        ..ServiceSettings::new(args.auth_secret.clone())
+    };
+    let (targets, env) = resolve_targets(&args.targets).await?;
+    if is_mutants && targets.iter().any(|t| matches!(t, TargetSpec::Url(_))) {
+        anyhow::bail!("mutants needs targets the harness starts itself (memory, postgres, replicas=N)");
+    }
+    let progress = !args.no_progress;
+    eprintln!("seed {seed}");
+
+    let ok = if is_mutants {
+        let report = mutants::run(&targets, &env, &settings, &sizes, &scenarios, progress).await;
+        env.stop().await;
+        let report = report?;
+        mutants::print(&report);
+        if let Some(path) = &args.json {
+            report::write_json(path, &report)?;
+        }
+        report.passed
+    } else {
+        let mut runs: Vec<RunReport> = Vec::new();
+        for target in &targets {
+            match suite::run(target, &env, &settings, &sizes, &scenarios, progress).await {
+                Ok(run) => {
+                    report::print_summary(&run);
+                    report::print_violations(&run, 3);
+                    let plot = args.out.join(format!("latency-{}.svg", file_safe(&run.target)));
+                    match report::latency_svg(&run, &plot) {
+                        Ok(()) => println!("latency plot: {}", plot.display()),
+                        Err(e) => eprintln!("warning: could not draw {}: {e}", plot.display()),
+                    }
+                    runs.push(run);
+                }
+                Err(e) => {
+                    env.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        env.stop().await;
+        if let Some(path) = &args.json {
+            report::write_json(path, &runs)?;
+        }
+        let violations: usize = runs.iter().map(RunReport::violations).sum();
+        let failures: usize = runs.iter().map(RunReport::failures).sum();
+        println!("\n{violations} violations, {failures} scenarios the harness could not run (seed {seed})");
+        violations == 0 && failures == 0
+    };
+    Ok(ok)
+}
+
+/// Expands `auto` and starts the Postgres container when a target needs
+/// it. `auto` degrades to memory only, saying why, when Docker is missing;
+/// an explicit Postgres target fails instead.
+async fn resolve_targets(raw: &[String]) -> anyhow::Result<(Vec<TargetSpec>, Environment)> {
+    let mut targets = Vec::new();
+    let mut auto = false;
+    for t in raw {
+        if t == "auto" {
+            auto = true;
+            targets.push(TargetSpec::Memory);
+        } else {
+            targets.push(t.parse::<TargetSpec>().map_err(anyhow::Error::msg)?);
+        }
+    }
+    let explicit_pg = targets.iter().any(TargetSpec::needs_postgres);
+    if explicit_pg || auto {
+        match Environment::start(true).await {
+            Ok(env) => {
+                if auto && !explicit_pg {
+                    targets.push(TargetSpec::Postgres { replicas: 2 });
+                }
+                return Ok((targets, env));
+            }
+            Err(why) if !explicit_pg => {
+                eprintln!(
+                    "note: Docker is not reachable, so the Postgres targets are skipped and only the \
+                     in-memory target runs.\n      ({})",
+                    why.lines().next().unwrap_or_default()
+                );
+            }
+            Err(why) => anyhow::bail!(why),
+        }
+    }
+    Ok((targets, Environment::start(false).await.map_err(anyhow::Error::msg)?))
+}
+
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect()
+}

@@ -1,0 +1,195 @@
+//! Fault emulation at the store boundary, for the in-process memory
+//! target where there is no database connection to slow down or sever and
+//! no separate process to kill. Each fault mimics what the service would
+//! see from its real counterpart:
+//!
+//! - outage (`db-restart`): every store call fails;
+//! - slow (`db-slow`, `timeout-retry`): every store call is delayed;
+//! - drop (`db-drop`): each store call fails with some probability;
+//! - crash (`crash`): requests in flight never complete and never release
+//!   their claims (a killed process cannot), and nothing answers until the
+//!   restart. Records survive, as they would in a shared database.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
+use idemproof_service::domain::agent::{Agent, NewAgent};
+use idemproof_service::store::{ClaimOutcome, Lease, Store, StoreError};
+use rand::{RngExt, SeedableRng};
+
+use crate::SeededRng;
+
+/// The faults in force; shared between the store and the harness.
+pub struct FaultState {
+    outage: AtomicBool,
+    crashed: AtomicBool,
+    /// Bumped by every crash: a request that saw another epoch before its
+    /// write died with the process.
+    epoch: AtomicU64,
+    latency: Mutex<Duration>,
+    /// Failure probability per call, and its seeded source.
+    drop: Mutex<(f64, SeededRng)>,
+    /// Claims of requests that died in a crash: never released.
+    dead: Mutex<HashSet<LeaseToken>>,
+}
+
+impl FaultState {
+    /// No faults; `seed` drives the drop decisions.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            outage: AtomicBool::new(false),
+            crashed: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            latency: Mutex::new(Duration::ZERO),
+            drop: Mutex::new((0.0, SeededRng::seed_from_u64(seed))),
+            dead: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Every store call fails while on.
+    pub fn set_outage(&self, on: bool) {
+        self.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// Delay added before every store call (and once more inside a create).
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
+    }
+
+    /// Probability that a store call fails.
+    pub fn set_drop_rate(&self, rate: f64) {
+        self.drop.lock().unwrap_or_else(|p| p.into_inner()).0 = rate;
+    }
+
+    /// The process "dies": requests in flight never finish, nothing answers.
+    pub fn crash(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.crashed.store(true, Ordering::SeqCst);
+    }
+
+    /// The process is back.
+    pub fn restart(&self) {
+        self.crashed.store(false, Ordering::SeqCst);
+    }
+
+    fn latency(&self) -> Duration {
+        *self.latency.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies the faults that act before a call reaches the store.
+    async fn before(&self) -> Result<u64, StoreError> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let latency = self.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if self.crashed.load(Ordering::SeqCst) || self.outage.load(Ordering::SeqCst) {
+            return Err(injected("store unreachable"));
+        }
+        let mut drop = self.drop.lock().unwrap_or_else(|p| p.into_inner());
+        let rate = drop.0;
+        if rate > 0.0 && drop.1.random::<f64>() < rate {
+            return Err(injected("connection dropped"));
+        }
+        Ok(epoch)
+    }
+
+    fn died_since(&self, epoch: u64) -> bool {
+        self.epoch.load(Ordering::SeqCst) != epoch
+    }
+}
+
+fn injected(what: &str) -> StoreError {
+    StoreError::unavailable(std::io::Error::other(format!("injected fault: {what}")))
+}
+
+/// A store behind [`FaultState`].
+pub struct FaultStore {
+    inner: Arc<dyn Store>,
+    faults: Arc<FaultState>,
+}
+
+impl FaultStore {
+    /// `inner` behind `faults`.
+    pub fn new(inner: Arc<dyn Store>, faults: Arc<FaultState>) -> Self {
+        Self { inner, faults }
+    }
+}
+
+#[async_trait]
+impl Store for FaultStore {
+    async fn claim(
+        &self,
+        scope: &Scope,
+        fp: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.faults.before().await?;
+        self.inner.claim(scope, fp, token, now).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let dead = self
+            .faults
+            .dead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&lease.token);
+        if dead {
+            return Ok(()); // a killed process releases nothing
+        }
+        self.faults.before().await?;
+        self.inner.release(lease).await
+    }
+
+    async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.faults.before().await?;
+        self.inner.reap_expired(now, limit).await
+    }
+
+    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
+        let epoch = self.faults.before().await?;
+        // Work takes the injected latency once more; a crash meanwhile
+        // kills the request between its claim and its completion.
+        let latency = self.faults.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if self.faults.died_since(epoch) {
+            if let Some(lease) = lease {
+                self.faults
+                    .dead
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(lease.token);
+            }
+            return std::future::pending().await;
+        }
+        self.inner.create_agent(agent, lease, now).await
+    }
+
+    async fn agent(&self, organization_id: i64, id: i64) -> Result<Option<Agent>, StoreError> {
+        self.faults.before().await?;
+        self.inner.agent(organization_id, id).await
+    }
+
+    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError> {
+        self.inner.agent_by_id(id).await
+    }
+
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
+        self.faults.before().await?;
+        self.inner.agents(organization_id, after, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.faults.before().await?;
+        self.inner.ping().await
+    }
+}

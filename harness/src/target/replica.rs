@@ -1,0 +1,101 @@
+//! One service replica running as a child process: spawn, `kill -9`,
+//! restart on the same port.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::ServiceSettings;
+use crate::child::{CHILD_ENV, READY_PREFIX};
+
+/// Set to a `RUST_LOG` filter to see the replicas' logs on stderr.
+pub const CHILD_LOG_ENV: &str = "IDEMPROOF_CHILD_LOG";
+
+/// A child-process replica.
+pub struct ProcessReplica {
+    /// Everything needed to start it again after a kill.
+    env: Vec<(String, String)>,
+    /// Fixed after the first start so clients keep their URL across
+    /// restarts.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl ProcessReplica {
+    /// Starts a replica over `database_url` and waits until it listens.
+    pub async fn start(database_url: &str, settings: &ServiceSettings) -> anyhow::Result<Self> {
+        let mut env = settings.env();
+        env.push(("DATABASE_URL".into(), database_url.into()));
+        env.push((CHILD_ENV.into(), settings.strategy.name().into()));
+        let mut replica = Self {
+            env,
+            port: 0,
+            child: None,
+        };
+        replica.spawn().await?;
+        Ok(replica)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let exe = std::env::current_exe().context("locating the harness executable")?;
+        let mut child = Command::new(exe)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("BIND", format!("127.0.0.1:{}", self.port))
+            .env("RUST_LOG", std::env::var(CHILD_LOG_ENV).unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            // Replicas log every injected failure; keep the harness's
+            // output readable unless asked for their logs.
+            .stderr(if std::env::var_os(CHILD_LOG_ENV).is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning a service replica")?;
+        let stdout = child.stdout.take().context("replica stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(port) = line.strip_prefix(READY_PREFIX) {
+                    return Ok::<_, anyhow::Error>(port.trim().parse::<u16>()?);
+                }
+            }
+            anyhow::bail!("replica exited before listening")
+        })
+        .await
+        .context("replica did not start within 60 s")??;
+        self.port = ready;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `kill -9`: no shutdown hook runs, nothing is released.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Starts again on the same port after [`Self::kill`].
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let mut attempts = 0;
+        while self.child.is_none() {
+            match self.spawn().await {
+                Ok(()) => {}
+                // The port may linger for a moment after the kill.
+                Err(_) if attempts < 10 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
