@@ -1,0 +1,179 @@
+//! What every loom model shares: a table with fixed terms, scopes and
+//! tokens, a loom-visible wake-up signal, the request loop the service's
+//! idempotency layer runs around the table, and the runner that counts and
+//! reports explored interleavings.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Duration};
+use idemproof_models::{Claim, ClaimTable, Fingerprint, IdempotencyKey, LeaseToken, Scope, Terms, Timestamp, Waker};
+use loom::sync::{Arc, Condvar, Mutex};
+
+/// Lease of every table, in seconds of the injected clock.
+pub const LEASE_SECS: i64 = 30;
+/// TTL of every table: longer than the lease, as in any deployment.
+pub const TTL_SECS: i64 = 100;
+
+/// The one payload fingerprint of models that do not test mismatches.
+pub const FP: Fingerprint = Fingerprint([1; 32]);
+
+/// An instant `secs` after a fixed origin. Time is an argument of every
+/// table call (the injected clock), so leases and TTLs never depend on how
+/// long loom takes.
+pub fn at(secs: i64) -> Timestamp {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("valid timestamp")
+}
+
+/// An empty table, shared by the model's threads.
+pub fn table() -> Arc<ClaimTable<u32>> {
+    Arc::new(ClaimTable::new(Terms {
+        lease: Duration::seconds(LEASE_SECS),
+        ttl: Duration::seconds(TTL_SECS),
+    }))
+}
+
+/// The scope of `key` for user 1 of organisation `org`.
+pub fn scope(org: i64, key: &str) -> Scope {
+    Scope {
+        organization_id: org,
+        user_id: 1,
+        endpoint: "POST /api/v1/agents".into(),
+        key: IdempotencyKey::parse(key).expect("valid key"),
+    }
+}
+
+/// A fixed token. Deterministic on purpose: loom replays each model many
+/// times and expects the same choices every time.
+pub fn token(n: u128) -> LeaseToken {
+    LeaseToken(uuid::Uuid::from_u128(n))
+}
+
+/// A one-shot wake-up a thread can block on. Built on loom's mutex and
+/// condvar, so a waiter whose wake-up is lost blocks forever and loom
+/// reports the deadlock.
+pub struct Signal {
+    fired: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Signal {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            fired: Mutex::new(false),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// A table waker that fires `signal`.
+    pub fn waker(signal: &Arc<Self>) -> Waker {
+        let signal = signal.clone();
+        Box::new(move || {
+            *signal.fired.lock().expect("signal lock") = true;
+            signal.changed.notify_all();
+        })
+    }
+
+    /// Blocks until fired.
+    pub fn wait(&self) {
+        let mut fired = self.fired.lock().expect("signal lock");
+        while !*fired {
+            fired = self.changed.wait(fired).expect("signal lock");
+        }
+    }
+
+    pub fn fired(&self) -> bool {
+        *self.fired.lock().expect("signal lock")
+    }
+}
+
+/// How a request carrying the model's key ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It claimed the key and stored `result`.
+    Owned(u32),
+    /// It got another request's stored result.
+    Replayed(u32),
+}
+
+/// The synchronous core of the service's request loop
+/// (`Idempotency::execute`): claim with a fresh token, registering a
+/// waker; on "in flight" block until the waker fires, then try again; on
+/// acquiring, do the work and complete. `first_token` numbers the tokens
+/// of successive attempts.
+pub fn request(table: &ClaimTable<u32>, scope: &Scope, first_token: u128, now: Timestamp, result: u32) -> Ended {
+    let mut attempt = first_token;
+    loop {
+        let tok = token(attempt);
+        attempt += 1;
+        let changed = Signal::new();
+        match table.claim(scope, FP, tok, now, Some(Signal::waker(&changed))) {
+            Claim::Acquired => {
+                let stored = table.complete(scope, tok, || Ok::<_, Infallible>(result));
+                assert_eq!(stored, Ok(result), "a fresh owner must be able to complete");
+                return Ended::Owned(result);
+            }
+            Claim::Replay(stored) => return Ended::Replayed(stored),
+            Claim::InFlight { .. } => changed.wait(),
+            Claim::Mismatch { .. } => panic!("the model sends a single payload"),
+        }
+    }
+}
+
+/// Runs `model` under loom and reports how many interleavings (loom
+/// executions) it explored.
+pub fn explore(name: &str, model: impl Fn() + Send + Sync + 'static) -> usize {
+    let (explored, panicked) = run(model);
+    if let Some(message) = panicked {
+        panic!("{name}: {message}");
+    }
+    report(name, explored, "all passed");
+    explored
+}
+
+/// Runs `model` under loom expecting a violation; returns the panic message
+/// of the first failing interleaving, or `None` if loom found none.
+pub fn explore_expecting_violation(name: &str, model: impl Fn() + Send + Sync + 'static) -> Option<String> {
+    let (explored, panicked) = run(model);
+    let verdict = if panicked.is_some() {
+        "violation found (expected)"
+    } else {
+        "NO violation found"
+    };
+    report(name, explored, verdict);
+    panicked
+}
+
+fn run(model: impl Fn() + Send + Sync + 'static) -> (usize, Option<String>) {
+    // A std atomic on purpose: it counts executions from outside the model
+    // and must not become a loom operation itself.
+    let explored = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = explored.clone();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        loom::model(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            model();
+        });
+    }));
+    let panicked = outcome.err().map(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "panicked".to_owned())
+    });
+    (explored.load(Ordering::Relaxed), panicked)
+}
+
+fn report(name: &str, explored: usize, verdict: &str) {
+    let bound = std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| "unbounded".into());
+    // Written to the stderr handle rather than with `eprintln!`, which the
+    // test harness captures: CI logs should show the counts of passing runs.
+    let _ = writeln!(
+        std::io::stderr(),
+        "loom model `{name}`: {explored} interleavings explored \
+         (LOOM_MAX_PREEMPTIONS={bound}): {verdict}"
+    );
+}
