@@ -36,7 +36,7 @@ impl Sizes {
     pub fn smoke(seed: u64) -> Self {
         Self {
             seed,
-            clients: 4,
+            clients: 8,
             keys: 8,
             storm_clients: 16,
             duration: Duration::from_millis(1500),

@@ -1,8 +1,9 @@
-//! `crash`: steady keyed load; at 30 % of the window replica 0 is killed
-//! with `kill -9` (emulated in process for the memory target: in-flight
-//! requests die between claim and completion and release nothing), at 50 %
-//! it starts again. Clients keep retrying. Exactly one agent per key,
-//! nothing acknowledged lost, and no key blocked past the lease.
+//! `crash`: steady keyed load; replica 0 is killed with `kill -9` at 25 %
+//! of the window and started again at 40 %, then killed again at 60 % and
+//! started at 75 % (emulated in process for the memory target: in-flight
+//! requests die between claim and completion and release nothing).
+//! Clients keep retrying. Exactly one agent per key, nothing acknowledged
+//! lost, and no key blocked past the lease.
 
 use std::time::Duration;
 
@@ -18,10 +19,14 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
     continuous(ctx, Scenario::Crash, fault_retry(ctx), &mut plan);
     let d = ctx.duration;
     plan.faults = vec![
-        // A little latency keeps requests in flight when the kill lands.
-        (Duration::ZERO, Fault::DbSlow(Duration::from_millis(5))),
-        (d * 3 / 10, Fault::Crash(0)),
-        (d / 2, Fault::Restart(0)),
+        // Latency to the store keeps requests between their claim and
+        // their completion when the kill lands, as real database round
+        // trips would under load.
+        (Duration::ZERO, Fault::DbSlow(Duration::from_millis(20))),
+        (d / 4, Fault::Crash(0)),
+        (d * 2 / 5, Fault::Restart(0)),
+        (d * 3 / 5, Fault::Crash(0)),
+        (d * 3 / 4, Fault::Restart(0)),
         (d, Fault::Heal),
     ];
     Ok(plan)

@@ -1,8 +1,10 @@
 //! `timeout-retry`: the client's timeout is shorter than the server's
 //! latency, so it gives up on requests the server is still working on and
-//! retries with the same key, backing off. Some originals complete after
-//! the client left, some are cancelled; either way each key ends with
-//! exactly one agent, and the retry eventually gets it.
+//! retries with the same key, backing off (each attempt waiting longer).
+//! Retries arrive while the original is in flight (wait, then replay, or
+//! 409) or after it finished (replay); a service that cancels work when
+//! the client leaves lets the retry create instead. Either way each key
+//! ends with exactly one agent, and the client eventually gets it.
 
 use std::time::Duration;
 

@@ -36,6 +36,9 @@ pub struct FaultState {
     drop: Mutex<(f64, SeededRng)>,
     /// Claims of requests that died in a crash: never released.
     dead: Mutex<HashSet<LeaseToken>>,
+    /// Set when the deployment stops, so requests "frozen" by a crash end
+    /// with it instead of lingering as tasks.
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl FaultState {
@@ -48,7 +51,13 @@ impl FaultState {
             latency: Mutex::new(Duration::ZERO),
             drop: Mutex::new((0.0, SeededRng::seed_from_u64(seed))),
             dead: Mutex::new(HashSet::new()),
+            stopped: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// The deployment is gone: requests frozen by a crash may end.
+    pub fn stop(&self) {
+        self.stopped.send_replace(true);
     }
 
     /// Every store call fails while on.
@@ -169,7 +178,8 @@ impl Store for FaultStore {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(lease.token);
             }
-            return std::future::pending().await;
+            let _ = self.faults.stopped.subscribe().wait_for(|stopped| *stopped).await;
+            return Err(injected("the process died with this request"));
         }
         self.inner.create_agent(agent, lease, now).await
     }

@@ -467,7 +467,8 @@ impl Deployment {
     /// Stops whatever the harness started.
     pub async fn stop(mut self) {
         match &mut self.backend {
-            Backend::Memory { shutdown, .. } => {
+            Backend::Memory { shutdown, faults, .. } => {
+                faults.stop();
                 if let Some(tx) = shutdown.take() {
                     let _ = tx.send(());
                 }

@@ -134,14 +134,15 @@ async fn create_agent(
         endpoint: CREATE_ENDPOINT.to_owned(),
         key,
     };
-    let store = &state.store;
+    let (store, clock) = (state.store.clone(), state.clock.clone());
+    let replay_store = store.clone();
     let executed = state
         .idempotency
         .execute(
             scope.clone(),
             fingerprint,
-            |lease| async move { store.create_agent(&new, Some(&lease), state.clock.now()).await },
-            |id| store.agent(organization_id, id),
+            move |lease| async move { store.create_agent(&new, Some(&lease), clock.now()).await },
+            move |id| async move { replay_store.agent(organization_id, id).await },
         )
         .await;
     match &executed {

@@ -78,7 +78,32 @@ impl Idempotency {
     /// claim and must complete it atomically with its own write (see
     /// [`Store::create_agent`]); `load` fetches the result of an earlier
     /// request by resource id for a replay.
+    ///
+    /// The request runs as its own task, detached from the connection: if
+    /// the client gives up (a timeout, a closed tab) the work still runs to
+    /// its end, so the client's retry finds a result to replay rather than
+    /// a claim orphaned half-way (which would block the key for a lease).
     pub async fn execute<T, C, CF, L, LF>(
+        &self,
+        scope: Scope,
+        fingerprint: Fingerprint,
+        create: C,
+        load: L,
+    ) -> Result<Executed<T>, Refused>
+    where
+        T: Send + 'static,
+        C: FnOnce(Lease) -> CF + Send + 'static,
+        CF: Future<Output = Result<T, StoreError>> + Send + 'static,
+        L: FnOnce(i64) -> LF + Send + 'static,
+        LF: Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::spawn(async move { this.run(scope, fingerprint, create, load).await })
+            .await
+            .unwrap_or_else(|e| Err(Refused::Store(StoreError::unavailable(e))))
+    }
+
+    async fn run<T, C, CF, L, LF>(
         &self,
         scope: Scope,
         fingerprint: Fingerprint,
@@ -134,8 +159,8 @@ impl Idempotency {
     }
 
     /// Does the work under a fresh claim. If the work fails, or this future
-    /// is dropped half-way (the client hung up), the claim is released so a
-    /// retry can proceed; failures are never stored.
+    /// is torn down half-way, the claim is released so a retry can proceed;
+    /// failures are never stored.
     async fn run_claimed<T, C, CF>(&self, lease: Lease, create: C) -> Result<Executed<T>, Refused>
     where
         C: FnOnce(Lease) -> CF,

@@ -1,6 +1,7 @@
-//! Releases a claim whose request did not finish, including when the
-//! request's future is dropped (hyper drops a handler when its client
-//! disconnects).
+//! Releases a claim whose request did not finish: the work failed, or
+//! the task running it was torn down half-way (a panic, a runtime shutting
+//! down). Requests are detached from their connection, so a client hanging
+//! up is not one of these.
 
 use std::sync::Arc;
 
