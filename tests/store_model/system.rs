@@ -190,7 +190,10 @@ impl Sut {
             (ClaimOutcome::InFlight { lease_expires_at, .. }, Expected::InFlight { lease_expires_at: want }) => {
                 assert_eq!(lease_expires_at, at(want), "lease end reported for {scope:?}")
             }
-            (got, want) => panic!("claim of {scope:?} with {payload:?}: store gave {got:?}, model expects {want:?}"),
+            (got, want) => panic!(
+                "claim of {scope:?} with {payload:?}: store gave {}, model expects {want:?}",
+                describe(&got)
+            ),
         }
     }
 
@@ -288,4 +291,14 @@ fn assert_agent(got: &Agent, want: &reference::Agent) {
     assert_eq!(got.name, name(want.payload), "{context}: payload");
     assert_eq!(got.idempotency_key.as_deref(), want.key, "{context}: key");
     assert_eq!(got.created_at, at(want.created_at), "{context}: created_at");
+}
+
+/// A claim outcome without the waiting channel, whose debug form is noise.
+fn describe(outcome: &ClaimOutcome) -> String {
+    match outcome {
+        ClaimOutcome::InFlight { lease_expires_at, .. } => {
+            format!("InFlight {{ lease_expires_at: {lease_expires_at} }}")
+        }
+        other => format!("{other:?}"),
+    }
 }
