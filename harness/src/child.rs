@@ -1,7 +1,8 @@
 //! Service replicas run as child processes of the harness itself: the
 //! harness binary (or a test binary that calls [`run_if_child`] first)
 //! re-executes itself with [`CHILD_ENV`] set, and that child serves the
-//! agent API over Postgres with the strategy it was given. Being a real
+//! agent API (over Postgres if given `DATABASE_URL`, else in memory) with
+//! the strategy it was given. Being a real
 //! process is what lets the `crash` scenario `kill -9` it.
 
 use std::sync::Arc;
@@ -39,13 +40,16 @@ fn serve(strategy: &str) -> anyhow::Result<()> {
     idemproof_service::telemetry::init(config.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let url = config
-            .database_url
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("a harness child needs DATABASE_URL"))?;
-        let base = strategy
-            .base_postgres(&url, config.database_max_connections, config.terms())
-            .await?;
+        // Over Postgres when given a database, else in memory (the load
+        // mode measures an in-memory service in its own process too).
+        let base = match &config.database_url {
+            Some(url) => {
+                strategy
+                    .base_postgres(url, config.database_max_connections, config.terms())
+                    .await?
+            }
+            None => strategy.base_memory(config.terms()),
+        };
         let store = strategy.decorate(base);
         let app = Application::build_with(config, store, Arc::new(SystemClock)).await?;
         println!("{READY_PREFIX} {}", app.port());

@@ -37,9 +37,22 @@ pub struct PgServer {
 }
 
 impl PgServer {
-    /// Starts the container and waits until it accepts connections. The
-    /// error says what to do.
+    /// Starts the container for correctness work (tests, suites): durability
+    /// off (`fsync=off`), which changes no visible semantics while the
+    /// server runs, and room for many connections. Waits until it accepts
+    /// connections; the error says what to do.
     pub async fn start() -> Result<Self, String> {
+        Self::start_with(&["max_connections=400", "fsync=off"]).await
+    }
+
+    /// Starts the container with Postgres's durable defaults, for
+    /// measurements: commits wait for the WAL flush, as in production.
+    pub async fn start_for_benchmarks() -> Result<Self, String> {
+        Self::start_with(&["max_connections=400"]).await
+    }
+
+    /// Starts the container with extra `-c name=value` settings.
+    pub async fn start_with(settings: &[&str]) -> Result<Self, String> {
         let image = std::env::var(IMAGE_VAR).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
         let (name, tag) = image.rsplit_once(':').unwrap_or((&image, "latest"));
         let container = GenericImage::new(name, tag)
@@ -48,7 +61,10 @@ impl PgServer {
                 "database system is ready to accept connections",
             ))
             .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
-            .with_cmd(["postgres", "-c", "max_connections=400", "-c", "fsync=off"])
+            .with_cmd(
+                std::iter::once("postgres".to_owned())
+                    .chain(settings.iter().flat_map(|s| ["-c".to_owned(), (*s).to_owned()])),
+            )
             .with_startup_timeout(Duration::from_secs(120))
             .start()
             .await

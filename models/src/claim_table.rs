@@ -147,6 +147,37 @@ impl<R: Clone> ClaimTable<R> {
         wake(woken);
     }
 
+    /// The one-step path for a key with no record at all: runs `work` and
+    /// stores its result as the key's completed outcome, in one critical
+    /// section, so no claim is ever visible. Returns `Ok(None)` without
+    /// running `work` if `scope` has any record (even a dead one): the
+    /// caller then goes through [`Self::claim`]. `work` runs under the
+    /// table lock, so it must be short and must not touch this table.
+    pub fn create_fresh<E>(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        now: Timestamp,
+        work: impl FnOnce() -> Result<R, E>,
+    ) -> Result<Option<R>, E> {
+        let mut inner = self.lock();
+        if inner.slots.contains_key(scope) {
+            return Ok(None);
+        }
+        let result = work()?;
+        let record = KeyRecord {
+            fingerprint,
+            state: KeyState::Completed { result: result.clone() },
+            created_at: now,
+            expires_at: now + self.terms.ttl,
+        };
+        // Nobody can be waiting on a scope that had no record.
+        let woken = inner.put(scope.clone(), record);
+        drop(inner);
+        wake(woken);
+        Ok(Some(result))
+    }
+
     /// If `token` still owns `scope`, runs `work` and stores its result as
     /// the key's outcome, atomically: no other request can observe the key
     /// between the work and the completion, and a caller whose claim was
@@ -316,6 +347,28 @@ mod tests {
             table.claim(&s, Fingerprint([2; 32]), LeaseToken::random(), t(1), None),
             Claim::Mismatch { original: Some(7) }
         );
+    }
+
+    #[test]
+    fn fresh_creation_completes_in_one_step_only_for_absent_keys() {
+        let table = table();
+        let (s, fp) = (scope(1, "k"), Fingerprint([1; 32]));
+        assert_eq!(table.create_fresh(&s, fp, t(0), || Ok::<_, ()>(7)), Ok(Some(7)));
+        assert_eq!(table.claim(&s, fp, LeaseToken::random(), t(1), None), Claim::Replay(7));
+        let mut ran = false;
+        let again = table.create_fresh(&s, fp, t(2), || {
+            ran = true;
+            Ok::<_, ()>(8)
+        });
+        assert_eq!(again, Ok(None));
+        assert!(!ran, "an existing record sends the caller the long way");
+        assert_eq!(
+            table.create_fresh(&scope(1, "j"), fp, t(0), || Err::<u32, _>("down")),
+            Err("down")
+        );
+        assert!(table.record(&scope(1, "j")).is_none(), "failed work stores nothing");
+        // Expiry counts from creation, as for claims.
+        assert_eq!(table.record(&s).map(|r| r.expires_at), Some(t(100)));
     }
 
     #[test]

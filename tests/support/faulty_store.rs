@@ -26,6 +26,20 @@ impl FaultyStore {
         }
     }
 
+    /// Fails while `failing_creates` is above zero, counting it down.
+    fn fail_a_create(&self) -> Result<(), StoreError> {
+        let fail = self
+            .failing_creates
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "injected insert failure",
+            )));
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable(std::io::Error::other("injected outage")));
@@ -57,17 +71,21 @@ impl Store for FaultyStore {
         self.inner.reap_expired(now, limit).await
     }
 
+    async fn create_agent_fresh(
+        &self,
+        scope: &Scope,
+        fp: Fingerprint,
+        agent: &NewAgent,
+        now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        self.check()?;
+        self.fail_a_create()?;
+        self.inner.create_agent_fresh(scope, fp, agent, now).await
+    }
+
     async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         self.check()?;
-        let fail = self
-            .failing_creates
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
-            return Err(StoreError::unavailable(std::io::Error::other(
-                "injected insert failure",
-            )));
-        }
+        self.fail_a_create()?;
         self.inner.create_agent(agent, lease, now).await
     }
 

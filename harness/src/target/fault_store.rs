@@ -111,6 +111,21 @@ impl FaultState {
     fn died_since(&self, epoch: u64) -> bool {
         self.epoch.load(Ordering::SeqCst) != epoch
     }
+
+    /// The injected latency once more, standing for the work itself.
+    async fn work_delay(&self) {
+        let latency = self.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
+    /// A request that died with the process: never answers (until the
+    /// deployment stops, so it does not outlive it as a task).
+    async fn frozen<T>(&self) -> Result<T, StoreError> {
+        let _ = self.stopped.subscribe().wait_for(|stopped| *stopped).await;
+        Err(injected("the process died with this request"))
+    }
 }
 
 fn injected(what: &str) -> StoreError {
@@ -162,14 +177,28 @@ impl Store for FaultStore {
         self.inner.reap_expired(now, limit).await
     }
 
+    async fn create_agent_fresh(
+        &self,
+        scope: &Scope,
+        fp: Fingerprint,
+        agent: &NewAgent,
+        now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        let epoch = self.faults.before().await?;
+        // The one-step write is atomic: a crash during it writes nothing,
+        // as a rolled-back transaction would.
+        self.faults.work_delay().await;
+        if self.faults.died_since(epoch) {
+            return self.faults.frozen().await;
+        }
+        self.inner.create_agent_fresh(scope, fp, agent, now).await
+    }
+
     async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         let epoch = self.faults.before().await?;
         // Work takes the injected latency once more; a crash meanwhile
         // kills the request between its claim and its completion.
-        let latency = self.faults.latency();
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
+        self.faults.work_delay().await;
         if self.faults.died_since(epoch) {
             if let Some(lease) = lease {
                 self.faults
@@ -178,8 +207,7 @@ impl Store for FaultStore {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(lease.token);
             }
-            let _ = self.faults.stopped.subscribe().wait_for(|stopped| *stopped).await;
-            return Err(injected("the process died with this request"));
+            return self.faults.frozen().await;
         }
         self.inner.create_agent(agent, lease, now).await
     }

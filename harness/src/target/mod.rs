@@ -283,7 +283,7 @@ impl Deployment {
                 let via_proxy = format!("postgres://postgres@{}/{db}", proxy.addr);
                 let mut replicas = Vec::new();
                 for _ in 0..*n {
-                    replicas.push(ProcessReplica::start(&via_proxy, settings).await?);
+                    replicas.push(ProcessReplica::start(Some(&via_proxy), settings).await?);
                 }
                 Ok(Self {
                     urls: replicas

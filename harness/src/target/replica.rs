@@ -25,10 +25,13 @@ pub struct ProcessReplica {
 }
 
 impl ProcessReplica {
-    /// Starts a replica over `database_url` and waits until it listens.
-    pub async fn start(database_url: &str, settings: &ServiceSettings) -> anyhow::Result<Self> {
+    /// Starts a replica over `database_url` (in-memory store if `None`)
+    /// and waits until it listens.
+    pub async fn start(database_url: Option<&str>, settings: &ServiceSettings) -> anyhow::Result<Self> {
         let mut env = settings.env();
-        env.push(("DATABASE_URL".into(), database_url.into()));
+        if let Some(url) = database_url {
+            env.push(("DATABASE_URL".into(), url.into()));
+        }
         env.push((CHILD_ENV.into(), settings.strategy.name().into()));
         let mut replica = Self {
             env,
@@ -42,6 +45,7 @@ impl ProcessReplica {
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let exe = std::env::current_exe().context("locating the harness executable")?;
         let mut child = Command::new(exe)
+            .env_remove("DATABASE_URL")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("BIND", format!("127.0.0.1:{}", self.port))
             .env("RUST_LOG", std::env::var(CHILD_LOG_ENV).unwrap_or_default())

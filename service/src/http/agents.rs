@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -134,13 +134,20 @@ async fn create_agent(
         endpoint: CREATE_ENDPOINT.to_owned(),
         key,
     };
+    let new = std::sync::Arc::new(new);
     let (store, clock) = (state.store.clone(), state.clock.clone());
+    let (fresh_store, fresh_clock, fresh_new) = (store.clone(), clock.clone(), new.clone());
     let replay_store = store.clone();
     let executed = state
         .idempotency
         .execute(
             scope.clone(),
             fingerprint,
+            move |scope| async move {
+                fresh_store
+                    .create_agent_fresh(&scope, fingerprint, &fresh_new, fresh_clock.now())
+                    .await
+            },
             move |lease| async move { store.create_agent(&new, Some(&lease), clock.now()).await },
             move |id| async move { replay_store.agent(organization_id, id).await },
         )
@@ -173,11 +180,15 @@ pub async fn show(
     State(state): State<AppState>,
     user: User,
     query: QueryParams,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let organization_id = organization_id(&params(query)?, &user)?;
-    let not_found = || ApiError::NotFound(format!("no agent {id} in organization {organization_id}"));
-    let agent_id = id.parse::<i64>().map_err(|_| not_found())?;
+    let not_found = || ApiError::NotFound(format!("no such agent in organization {organization_id}"));
+    // An id that is not an integer (or not even UTF-8) names no agent.
+    let agent_id = id
+        .ok()
+        .and_then(|Path(id)| id.parse::<i64>().ok())
+        .ok_or_else(not_found)?;
     let agent = state
         .store
         .agent(organization_id, agent_id)

@@ -1,8 +1,10 @@
-//! The idempotency machinery, generic over the endpoint: claim the scope,
-//! run the endpoint's create step under the claim, and turn every other
-//! state of the key into a replay, a mismatch or a wait. An endpoint adopts
-//! it by naming its scope, fingerprinting its normalised payload and
-//! passing two closures (see `http::agents::create`).
+//! The idempotency machinery, generic over the endpoint. A new key takes
+//! the one-step path: the endpoint's write and the key's completed record
+//! commit together. Any other key goes the long way: claim the scope, run
+//! the endpoint's create step under the claim, and turn every other state
+//! of the key into a replay, a mismatch or a wait. An endpoint adopts it by
+//! naming its scope, fingerprinting its normalised payload and passing
+//! three closures (see `http::agents::create`).
 
 mod release_guard;
 
@@ -74,48 +76,61 @@ impl Idempotency {
         Self { store, clock, policy }
     }
 
-    /// Runs one request carrying a key. `create` does the work under the
-    /// claim and must complete it atomically with its own write (see
-    /// [`Store::create_agent`]); `load` fetches the result of an earlier
-    /// request by resource id for a replay.
+    /// Runs one request carrying a key. `fresh` is the one-step path for a
+    /// key with no record (see [`Store::create_agent_fresh`]; an endpoint
+    /// without one passes a closure answering `Ok(None)`); `create` does
+    /// the work under a claim and must complete it atomically with its own
+    /// write (see [`Store::create_agent`]); `load` fetches the result of an
+    /// earlier request by resource id for a replay.
     ///
     /// The request runs as its own task, detached from the connection: if
     /// the client gives up (a timeout, a closed tab) the work still runs to
     /// its end, so the client's retry finds a result to replay rather than
     /// a claim orphaned half-way (which would block the key for a lease).
-    pub async fn execute<T, C, CF, L, LF>(
+    pub async fn execute<T, F, FF, C, CF, L, LF>(
         &self,
         scope: Scope,
         fingerprint: Fingerprint,
+        fresh: F,
         create: C,
         load: L,
     ) -> Result<Executed<T>, Refused>
     where
         T: Send + 'static,
+        F: FnOnce(Scope) -> FF + Send + 'static,
+        FF: Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
         C: FnOnce(Lease) -> CF + Send + 'static,
         CF: Future<Output = Result<T, StoreError>> + Send + 'static,
         L: FnOnce(i64) -> LF + Send + 'static,
         LF: Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
     {
         let this = self.clone();
-        tokio::spawn(async move { this.run(scope, fingerprint, create, load).await })
+        tokio::spawn(async move { this.run(scope, fingerprint, fresh, create, load).await })
             .await
             .unwrap_or_else(|e| Err(Refused::Store(StoreError::unavailable(e))))
     }
 
-    async fn run<T, C, CF, L, LF>(
+    async fn run<T, F, FF, C, CF, L, LF>(
         &self,
         scope: Scope,
         fingerprint: Fingerprint,
+        fresh: F,
         create: C,
         load: L,
     ) -> Result<Executed<T>, Refused>
     where
+        F: FnOnce(Scope) -> FF,
+        FF: Future<Output = Result<Option<T>, StoreError>>,
         C: FnOnce(Lease) -> CF,
         CF: Future<Output = Result<T, StoreError>>,
         L: FnOnce(i64) -> LF,
         LF: Future<Output = Result<Option<T>, StoreError>>,
     {
+        // A new key: one atomic write, no claim ever visible. A failure here
+        // wrote nothing, so there is nothing to release.
+        if let Some(created) = fresh(scope.clone()).await? {
+            return Ok(Executed::Created(created));
+        }
         let deadline = Instant::now() + self.policy.wait;
         let mut poll = POLL_FIRST;
         loop {

@@ -52,6 +52,16 @@ impl Store for Unscoped {
         self.inner.release(&lease).await
     }
 
+    async fn create_agent_fresh(
+        &self,
+        scope: &Scope,
+        fp: Fingerprint,
+        agent: &NewAgent,
+        now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        self.inner.create_agent_fresh(&unscoped(scope), fp, agent, now).await
+    }
+
     async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         let lease = lease.map(|l| Lease {
             scope: unscoped(&l.scope),
@@ -103,6 +113,18 @@ impl Store for SkipFingerprint {
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
         self.inner.claim(scope, Fingerprint([0; 32]), token, now).await
+    }
+
+    async fn create_agent_fresh(
+        &self,
+        scope: &Scope,
+        _fp: Fingerprint,
+        agent: &NewAgent,
+        now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        self.inner
+            .create_agent_fresh(scope, Fingerprint([0; 32]), agent, now)
+            .await
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
@@ -169,6 +191,23 @@ impl Store for CacheFailures {
         self.inner.claim(scope, fp, token, now).await
     }
 
+    async fn create_agent_fresh(
+        &self,
+        scope: &Scope,
+        fp: Fingerprint,
+        agent: &NewAgent,
+        now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        if self.failed().contains(scope) {
+            return Ok(None); // the claim path replays the cached failure
+        }
+        let created = self.inner.create_agent_fresh(scope, fp, agent, now).await;
+        if let Err(StoreError::Unavailable(_)) = &created {
+            self.failed().insert(scope.clone());
+        }
+        created
+    }
+
     async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         let created = self.inner.create_agent(agent, lease, now).await;
         if let (Err(StoreError::Unavailable(_)), Some(lease)) = (&created, lease) {
@@ -192,6 +231,70 @@ impl Store for CacheFailures {
 
     async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
         self.inner.reap_expired(now, limit).await
+    }
+
+    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError> {
+        self.inner.agent_by_id(id).await
+    }
+
+    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
+        self.inner.agents(organization_id, after, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+/// Claims committed before the work, with no one-step path for new keys:
+/// the design `no-lease` breaks (paired with a lease that never ends, a
+/// claim whose owner died blocks its key forever).
+pub struct TwoPhaseOnly {
+    inner: Arc<dyn Store>,
+}
+
+impl TwoPhaseOnly {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait]
+impl Store for TwoPhaseOnly {
+    async fn claim(
+        &self,
+        scope: &Scope,
+        fp: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.inner.claim(scope, fp, token, now).await
+    }
+
+    async fn create_agent_fresh(
+        &self,
+        _scope: &Scope,
+        _fp: Fingerprint,
+        _agent: &NewAgent,
+        _now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        Ok(None)
+    }
+
+    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
+        self.inner.create_agent(agent, lease, now).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.inner.release(lease).await
+    }
+
+    async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.inner.reap_expired(now, limit).await
+    }
+
+    async fn agent(&self, organization_id: i64, id: i64) -> Result<Option<Agent>, StoreError> {
+        self.inner.agent(organization_id, id).await
     }
 
     async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError> {

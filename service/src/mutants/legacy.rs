@@ -43,6 +43,17 @@ impl Store for LegacyMemory {
         })
     }
 
+    /// No one-step path: every request goes through the broken claim.
+    async fn create_agent_fresh(
+        &self,
+        _scope: &Scope,
+        _fp: Fingerprint,
+        _agent: &NewAgent,
+        _now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        Ok(None)
+    }
+
     async fn release(&self, _lease: &Lease) -> Result<(), StoreError> {
         Ok(())
     }
@@ -111,6 +122,17 @@ impl Store for LegacyPg {
             Some(id) => ClaimOutcome::Replay(id),
             None => ClaimOutcome::Acquired,
         })
+    }
+
+    /// No one-step path: every request goes through the broken claim.
+    async fn create_agent_fresh(
+        &self,
+        _scope: &Scope,
+        _fp: Fingerprint,
+        _agent: &NewAgent,
+        _now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        Ok(None)
     }
 
     async fn release(&self, _lease: &Lease) -> Result<(), StoreError> {

@@ -34,7 +34,8 @@ pub enum Strategy {
     Legacy,
     /// Keys scoped by endpoint and key only, not by organisation and user.
     Unscoped,
-    /// Claims never expire: a crashed owner blocks its key forever.
+    /// Claims committed before the work and never expiring: a crashed owner
+    /// blocks its key forever.
     NoLease,
     /// Failed creations are remembered and replayed as failures.
     CacheFailures,
@@ -74,7 +75,9 @@ impl Strategy {
             Strategy::Correct => "atomic scoped claim, lease, fingerprint, failures released",
             Strategy::Legacy => "look up by key, then insert (non-unique index on the key alone)",
             Strategy::Unscoped => "key not scoped by organisation and user",
-            Strategy::NoLease => "claim without lease: a crashed owner blocks the key forever",
+            Strategy::NoLease => {
+                "claims committed before the work, without lease: a crashed owner blocks the key forever"
+            }
             Strategy::CacheFailures => "failures cached and replayed for the key's lifetime",
             Strategy::SkipFingerprint => "payload fingerprint skipped on replay",
             Strategy::SplitLock => "in-memory check and insert under separate lock acquisitions",
@@ -124,6 +127,7 @@ impl Strategy {
             Strategy::Unscoped => Arc::new(decorators::Unscoped::new(store)),
             Strategy::CacheFailures => Arc::new(decorators::CacheFailures::new(store)),
             Strategy::SkipFingerprint => Arc::new(decorators::SkipFingerprint::new(store)),
+            Strategy::NoLease => Arc::new(decorators::TwoPhaseOnly::new(store)),
             _ => store,
         }
     }

@@ -48,6 +48,17 @@ impl Store for SplitLockMemory {
         })
     }
 
+    /// No one-step path: every request goes through the broken claim.
+    async fn create_agent_fresh(
+        &self,
+        _scope: &Scope,
+        _fp: Fingerprint,
+        _agent: &NewAgent,
+        _now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        Ok(None)
+    }
+
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release(lease).await
     }

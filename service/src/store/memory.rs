@@ -116,6 +116,27 @@ impl Store for MemoryStore {
         Ok(self.claims.reap_expired(now, limit as usize) as u64)
     }
 
+    async fn create_agent_fresh(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        new: &NewAgent,
+        now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        let mut created = None;
+        let fresh = self.claims.create_fresh(scope, fingerprint, now, || {
+            let agent = self.insert(new, now);
+            let id = agent.id;
+            created = Some(agent);
+            Ok::<_, std::convert::Infallible>(id)
+        });
+        match fresh {
+            Ok(Some(_)) => Ok(created),
+            Ok(None) => Ok(None),
+            Err(never) => match never {},
+        }
+    }
+
     async fn create_agent(&self, new: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
         let Some(lease) = lease else {
             return Ok(self.insert(new, now));

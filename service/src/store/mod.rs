@@ -93,6 +93,18 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` keys that are dead at `now`; returns how many.
     async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
 
+    /// The one-step path for a new key: inserts the agent and records the
+    /// key as completed with it, atomically, if the key has no record at
+    /// all. `Ok(None)`, with nothing written, if it has one (or one
+    /// appeared meanwhile): the caller then goes through [`Store::claim`].
+    async fn create_agent_fresh(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        agent: &NewAgent,
+        now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError>;
+
     /// Inserts an agent. With a lease, the insert and the completion of the
     /// claim commit together, and only if the lease still holds
     /// ([`StoreError::LeaseLost`] otherwise, with nothing written).

@@ -163,37 +163,46 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn create_agent(&self, new: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
-        let spec = &new.spec;
-        let query = sqlx::query_as::<_, Agent>(match lease {
-            None => queries::INSERT_AGENT,
-            Some(_) => queries::INSERT_AGENT_COMPLETING_CLAIM,
-        })
-        .bind(new.organization_id)
-        .bind(new.user_id)
-        .bind(&spec.name)
-        .bind(&spec.description)
-        .bind(&spec.system_prompt)
-        .bind(serde_json::Value::Object(spec.config.clone()))
-        .bind(serde_json::Value::Object(spec.widget_config.clone()))
-        .bind(&spec.agent_type)
-        .bind(&spec.industry)
-        .bind(spec.auto_optimize)
-        .bind(&new.idempotency_key)
-        .bind(now);
-        let Some(lease) = lease else {
-            return query.fetch_one(&self.pool).await.map_err(StoreError::unavailable);
-        };
-        query
-            .bind(lease.scope.organization_id)
-            .bind(lease.scope.user_id)
-            .bind(&lease.scope.endpoint)
-            .bind(lease.scope.key.as_str())
-            .bind(lease.token.0)
+    async fn create_agent_fresh(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        new: &NewAgent,
+        now: Timestamp,
+    ) -> Result<Option<Agent>, StoreError> {
+        bind_agent(sqlx::query_as::<_, Agent>(queries::INSERT_AGENT_WITH_NEW_KEY), new, now)
+            .bind(scope.organization_id)
+            .bind(scope.user_id)
+            .bind(&scope.endpoint)
+            .bind(scope.key.as_str())
+            .bind(&fingerprint.0[..])
+            .bind(now + self.terms.ttl)
             .fetch_optional(&self.pool)
             .await
-            .map_err(StoreError::unavailable)?
-            .ok_or(StoreError::LeaseLost)
+            .map_err(StoreError::unavailable)
+    }
+
+    async fn create_agent(&self, new: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
+        let Some(lease) = lease else {
+            return bind_agent(sqlx::query_as::<_, Agent>(queries::INSERT_AGENT), new, now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::unavailable);
+        };
+        bind_agent(
+            sqlx::query_as::<_, Agent>(queries::INSERT_AGENT_COMPLETING_CLAIM),
+            new,
+            now,
+        )
+        .bind(lease.scope.organization_id)
+        .bind(lease.scope.user_id)
+        .bind(&lease.scope.endpoint)
+        .bind(lease.scope.key.as_str())
+        .bind(lease.token.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::unavailable)?
+        .ok_or(StoreError::LeaseLost)
     }
 
     async fn agent(&self, organization_id: i64, id: i64) -> Result<Option<Agent>, StoreError> {
@@ -230,6 +239,28 @@ impl Store for PgStore {
             .map(drop)
             .map_err(StoreError::unavailable)
     }
+}
+
+/// Binds the twelve agent columns every agent insert starts with.
+fn bind_agent<'q>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, Agent, sqlx::postgres::PgArguments>,
+    new: &'q NewAgent,
+    now: Timestamp,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Agent, sqlx::postgres::PgArguments> {
+    let spec = &new.spec;
+    query
+        .bind(new.organization_id)
+        .bind(new.user_id)
+        .bind(&spec.name)
+        .bind(&spec.description)
+        .bind(&spec.system_prompt)
+        .bind(serde_json::Value::Object(spec.config.clone()))
+        .bind(serde_json::Value::Object(spec.widget_config.clone()))
+        .bind(&spec.agent_type)
+        .bind(&spec.industry)
+        .bind(spec.auto_optimize)
+        .bind(&new.idempotency_key)
+        .bind(now)
 }
 
 impl queries::KeyRow {

@@ -69,6 +69,27 @@ INSERT INTO agents
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 RETURNING *";
 
+/// The one-step path for a new key: the CTE inserts the key already
+/// completed, with a fresh agent id, and the agent is inserted with that id
+/// only if the key was new. A concurrent insert of the same scope makes
+/// this statement wait for it and then do nothing. No row back means the
+/// key has a record and nothing was written. Binds $1..$12 as
+/// [`INSERT_AGENT`], then the scope (org, user, endpoint, key), the
+/// fingerprint and expires_at.
+pub(super) const INSERT_AGENT_WITH_NEW_KEY: &str = "
+WITH completed AS (
+    INSERT INTO idempotency_keys
+        (organization_id, user_id, endpoint, key, fingerprint, resource_id, created_at, expires_at)
+    VALUES ($13, $14, $15, $16, $17, nextval(pg_get_serial_sequence('agents', 'id')), $12, $18)
+    ON CONFLICT ON CONSTRAINT idempotency_keys_scope DO NOTHING
+    RETURNING resource_id
+)
+INSERT INTO agents
+    (id, organization_id, user_id, name, description, system_prompt, config,
+     widget_config, agent_type, industry, auto_optimize, idempotency_key, created_at)
+SELECT resource_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM completed
+RETURNING *";
+
 /// Completes a claim and inserts its agent in one statement: the CTE moves
 /// the key from "in progress under token $17" to "completed" with a fresh
 /// agent id, and the agent is inserted with that id only if the CTE
