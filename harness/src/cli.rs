@@ -32,6 +32,53 @@ pub enum Command {
     /// Run the suite against the correct strategy and each deliberately
     /// broken one; succeed only if every broken one is caught.
     Mutants(RunArgs),
+    /// Measure throughput and latency (closed and open loop) beside pgbench
+    /// and wrk, and check the benchmark targets.
+    Load(LoadArgs),
+}
+
+/// Options of `load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// `memory` (a service process on the in-memory store), `postgres`
+    /// (on durable Postgres in a container), `url=http://...`, or `auto`
+    /// (postgres when Docker is reachable, else memory).
+    #[arg(long, default_value = "auto")]
+    pub target: String,
+    /// Closed-loop connections (also pgbench's and wrk's).
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Measured time per run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Unrecorded warm-up before each run.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Open-loop arrival rate per second (default: half the closed-loop
+    /// keyed throughput).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Workloads (default all). Repeatable or comma-separated.
+    #[arg(long = "workload", value_enum, value_delimiter = ',')]
+    pub workloads: Vec<crate::load::Workload>,
+    /// Skip pgbench and wrk.
+    #[arg(long)]
+    pub no_external: bool,
+    /// Skip the legacy design's comparison run.
+    #[arg(long)]
+    pub no_legacy: bool,
+    /// Seed of the request mix.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Secret of the service (a url target's `AUTH_SECRET`).
+    #[arg(long, env = "AUTH_SECRET", default_value = DEV_AUTH_SECRET, hide_env_values = true)]
+    pub auth_secret: String,
+    /// Write the full report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Directory for the latency plot and the pgbench/wrk scripts.
+    #[arg(long, default_value = "target/idemproof")]
+    pub out: PathBuf,
 }
 
 /// Options shared by `suite` and `mutants`.
@@ -105,6 +152,7 @@ async fn execute(cli: Cli) -> anyhow::Result<bool> {
     let (args, is_mutants) = match cli.command {
         Command::Suite(args) => (args, false),
         Command::Mutants(args) => (args, true),
+        Command::Load(args) => return load(args).await,
     };
     let seed = args.seed.unwrap_or_else(rand::random);
     let sizes = Sizes {
@@ -215,4 +263,60 @@ fn file_safe(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
         .collect()
+}
+
+async fn load(args: LoadArgs) -> anyhow::Result<bool> {
+    use crate::load::{LoadOptions, LoadTarget, Workload};
+    let target = match args.target.as_str() {
+        "memory" => LoadTarget::Memory,
+        "postgres" => LoadTarget::Postgres,
+        "auto" => {
+            if std::process::Command::new("docker")
+                .arg("info")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                LoadTarget::Postgres
+            } else {
+                eprintln!("note: Docker is not reachable: measuring the in-memory service only");
+                LoadTarget::Memory
+            }
+        }
+        other => match other.strip_prefix("url=") {
+            Some(url) => LoadTarget::Url(url.trim_end_matches('/').to_owned()),
+            None => anyhow::bail!("unknown load target `{other}`: use memory, postgres, url=... or auto"),
+        },
+    };
+    let opts = LoadOptions {
+        target,
+        connections: args.connections.max(1),
+        duration: args.duration,
+        warmup: args.warmup,
+        rate: args.rate,
+        workloads: if args.workloads.is_empty() {
+            vec![Workload::Unkeyed, Workload::Keyed, Workload::Replay, Workload::Mixed]
+        } else {
+            args.workloads.clone()
+        },
+        external: !args.no_external,
+        legacy: !args.no_legacy,
+        seed: args.seed,
+        secret: args.auth_secret.clone(),
+        out: args.out.clone(),
+    };
+    let report = crate::load::run(&opts).await?;
+    crate::load::print(&report);
+    let plot = args.out.join("load-latency.svg");
+    match crate::load::latency_svg(&report, &plot) {
+        Ok(()) => println!("latency plot: {}", plot.display()),
+        Err(e) => eprintln!("warning: could not draw {}: {e}", plot.display()),
+    }
+    if let Some(path) = &args.json {
+        report::write_json(path, &report)?;
+    }
+    // Targets are reported, not enforced: a missed ratio is a finding.
+    let failed = report.runs.iter().any(|r| r.measured.ok == 0);
+    Ok(!failed)
 }

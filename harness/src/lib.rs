@@ -8,7 +8,7 @@
 //!
 //! ## Layout
 //!
-//! - [`cli`]: `idemproof suite` and `idemproof mutants`.
+//! - [`cli`]: `idemproof suite`, `idemproof mutants`, `idemproof load`.
 //! - [`suite`]: one scenario after another on fresh deployments: deploy,
 //!   drive, settle, probe, inspect, check.
 //! - [`scenario`]: the named, seeded workloads (one file each).
@@ -21,6 +21,8 @@
 //! - [`client`]: the HTTP client of the agent API.
 //! - [`report`]: terminal table, JSON, latency plot.
 //! - [`mutants`]: the broken-strategy table.
+//! - [`load`]: `idemproof load`, throughput and latency side by side with
+//!   pgbench and wrk.
 //! - [`child`]: service replicas are this binary, re-executed.
 //! - [`postgres`]: the Postgres container.
 
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod client;
 pub mod driver;
 pub mod history;
+pub mod load;
 pub mod mutants;
 pub mod postgres;
 pub mod report;

@@ -56,6 +56,7 @@ fn main() -> std::process::ExitCode {
             scenario,
         ));
     }
+    trials.push(load_smoke_trial(&runtime));
     trials.push(mutants_trial(&runtime, &env, TargetSpec::Memory));
     trials.push(mutants_trial(&runtime, &env, TargetSpec::Postgres { replicas: 2 }));
     if docker_opted_out() {
@@ -182,4 +183,42 @@ fn mutants_trial(
 
 fn kind(target: &TargetSpec) -> &'static str {
     if target.needs_postgres() { "postgres" } else { "memory" }
+}
+
+/// The load mode end to end, tiny: every workload in both loops against a
+/// service process on the in-memory store, every answer as expected.
+fn load_smoke_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
+    use idemproof_harness::load::{self, LoadOptions, LoadTarget, Workload};
+    let runtime = runtime.clone();
+    Trial::test("memory::load_smoke", move || {
+        let out = std::env::temp_dir().join(format!("idemproof-load-smoke-{}", std::process::id()));
+        let opts = LoadOptions {
+            target: LoadTarget::Memory,
+            connections: 2,
+            duration: std::time::Duration::from_millis(500),
+            warmup: std::time::Duration::from_millis(100),
+            rate: Some(50.0),
+            workloads: vec![Workload::Unkeyed, Workload::Keyed, Workload::Replay, Workload::Mixed],
+            external: false,
+            legacy: false,
+            seed: SEED,
+            secret: DEV_AUTH_SECRET.to_owned(),
+            out: out.clone(),
+        };
+        let report = runtime
+            .block_on(load::run(&opts))
+            .map_err(|e| Failed::from(format!("{e:#}")))?;
+        load::latency_svg(&report, &out.join("load.svg")).map_err(|e| Failed::from(e.to_string()))?;
+        let _ = std::fs::remove_dir_all(&out);
+        if report.runs.len() != 8 {
+            return Err(format!("{} runs, expected 4 workloads x 2 loops", report.runs.len()).into());
+        }
+        for run in &report.runs {
+            let m = &run.measured;
+            if m.ok == 0 || m.errors > 0 || m.p50_ms <= 0.0 || m.p99_ms < m.p50_ms {
+                return Err(format!("{} ({}): {m:?}", run.workload.name(), run.mode).into());
+            }
+        }
+        Ok(())
+    })
 }

@@ -1,0 +1,166 @@
+//! The yardsticks the service and the harness are measured against, run
+//! in the same session on the same database and endpoint:
+//! - `pgbench` running the very transaction a keyed creation commits, with
+//!   as many connections: the ceiling the service could reach;
+//! - `wrk` sending the same keyed creations to the same endpoint: shows
+//!   whether the harness's own generator is the bottleneck.
+//!
+//! Both are optional tools; when one is missing the report says so.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::process::Command;
+
+/// A yardstick's result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum External {
+    /// It ran.
+    Ran {
+        /// Transactions (pgbench) or requests (wrk) per second.
+        rate: f64,
+        /// The command line, for the report.
+        command: String,
+        /// wrk: answers that were not 2xx.
+        failures: u64,
+    },
+    /// It could not run; why.
+    Unavailable(String),
+}
+
+impl External {
+    /// The rate, if it ran.
+    pub fn rate(&self) -> Option<f64> {
+        match self {
+            External::Ran { rate, .. } => Some(*rate),
+            External::Unavailable(_) => None,
+        }
+    }
+}
+
+/// The keyed creation's transaction, as the service's one-step path sends
+/// it (`INSERT_AGENT_WITH_NEW_KEY`), with a new key per transaction.
+const PGBENCH_SCRIPT: &str = r#"\set k random(1, 1000000000000)
+WITH completed AS (INSERT INTO idempotency_keys (organization_id, user_id, endpoint, key, fingerprint, resource_id, created_at, expires_at) VALUES (1, 1, 'POST /api/v1/agents', 'pgbench-' || :client_id || '-' || :k, sha256('load test agent'::bytea), nextval(pg_get_serial_sequence('agents', 'id')), now(), now() + interval '24 hours') ON CONFLICT ON CONSTRAINT idempotency_keys_scope DO NOTHING RETURNING resource_id) INSERT INTO agents (id, organization_id, user_id, name, description, system_prompt, config, widget_config, agent_type, industry, auto_optimize, idempotency_key, created_at) SELECT resource_id, 1, 1, 'load test agent', NULL, NULL, '{"model": "small", "tools": ["search"]}', '{}', 'assistant', NULL, false, 'pgbench-' || :client_id || '-' || :k, now() FROM completed RETURNING *;
+"#;
+
+/// Runs pgbench with the keyed-creation transaction against `db_url`.
+pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: &Path) -> External {
+    let script = dir.join("keyed-create.pgbench.sql");
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&script, PGBENCH_SCRIPT)) {
+        return External::Unavailable(format!("cannot write the pgbench script: {e}"));
+    }
+    let args = vec![
+        "-n".to_owned(),
+        "-M".into(),
+        "prepared".into(),
+        "-c".into(),
+        connections.to_string(),
+        "-j".into(),
+        connections.min(2).to_string(),
+        "-T".into(),
+        duration.as_secs().max(1).to_string(),
+        "-f".into(),
+        script.display().to_string(),
+        db_url.into(),
+    ];
+    let command = format!("pgbench {}", args.join(" "));
+    let output = match Command::new("pgbench").args(&args).stdin(Stdio::null()).output().await {
+        Ok(output) => output,
+        Err(e) => return External::Unavailable(format!("pgbench not runnable ({e}); install postgresql-client")),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match parse_after(&stdout, "tps = ") {
+        Some(rate) if output.status.success() => External::Ran {
+            rate,
+            command,
+            failures: 0,
+        },
+        _ => External::Unavailable(format!(
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no output")
+        )),
+    }
+}
+
+/// Runs wrk sending keyed creations (a new key per request) to `url`.
+pub async fn wrk(url: &str, authorization: &str, connections: usize, duration: Duration, dir: &Path) -> External {
+    let body = crate::load::generator::body().to_string();
+    let script = format!(
+        r#"-- Keyed agent creations, a new Idempotency-Key per request.
+local counter = 0
+local prefix = "wrk"
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+end
+function init(args)
+  prefix = "wrk-" .. tostring(id) .. "-" .. tostring(os.time())
+end
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format("POST", nil, {{
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "{authorization}",
+    ["Idempotency-Key"] = '"' .. prefix .. "-" .. n .. '"',
+  }}, '{body}')
+end
+"#
+    );
+    let path = dir.join("keyed-create.wrk.lua");
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, script)) {
+        return External::Unavailable(format!("cannot write the wrk script: {e}"));
+    }
+    let args = vec![
+        "-t".to_owned(),
+        connections.min(2).to_string(),
+        "-c".into(),
+        connections.to_string(),
+        "-d".into(),
+        format!("{}s", duration.as_secs().max(1)),
+        "-s".into(),
+        path.display().to_string(),
+        url.into(),
+    ];
+    let command = format!("wrk {}", args.join(" "));
+    let output = match Command::new("wrk").args(&args).stdin(Stdio::null()).output().await {
+        Ok(output) => output,
+        Err(e) => return External::Unavailable(format!("wrk not runnable ({e}); install wrk")),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match parse_after(&stdout, "Requests/sec:") {
+        Some(rate) if output.status.success() => External::Ran {
+            rate,
+            command,
+            failures: parse_after(&stdout, "Non-2xx or 3xx responses:").unwrap_or(0.0) as u64,
+        },
+        _ => External::Unavailable(format!("wrk failed: {}", stdout.lines().last().unwrap_or("no output"))),
+    }
+}
+
+/// The number following `label` on its line.
+fn parse_after(text: &str, label: &str) -> Option<f64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_after;
+
+    #[test]
+    fn parses_pgbench_and_wrk_summaries() {
+        let pgbench = "latency average = 2.1 ms\ninitial connection time = 3.2 ms\ntps = 3790.581234 (without initial connection time)\n";
+        assert_eq!(parse_after(pgbench, "tps = "), Some(3790.581234));
+        let wrk = "  2 threads and 16 connections\nRequests/sec:   5123.45\nTransfer/sec:      1.2MB\n";
+        assert_eq!(parse_after(wrk, "Requests/sec:"), Some(5123.45));
+        assert_eq!(parse_after(wrk, "Non-2xx or 3xx responses:"), None);
+    }
+}
