@@ -48,7 +48,9 @@ impl ProcessReplica {
             .env_remove("DATABASE_URL")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("BIND", format!("127.0.0.1:{}", self.port))
-            .env("RUST_LOG", std::env::var(CHILD_LOG_ENV).unwrap_or_default())
+            // Quiet unless asked: per-request log lines cost measurable time
+            // under load.
+            .env("RUST_LOG", std::env::var(CHILD_LOG_ENV).unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             // Replicas log every injected failure; keep the harness's

@@ -2,8 +2,12 @@
 //! at start-up.
 //!
 //! Every state change of a key is one statement:
-//! - claim: `INSERT ... ON CONFLICT DO UPDATE ... WHERE <row is dead>`,
-//!   so the unique scope constraint arbitrates concurrent claims;
+//! - a new key: one statement inserts the key already completed and the
+//!   agent with it (`INSERT ... ON CONFLICT DO NOTHING` feeding the agent
+//!   insert), so the common path costs what an unkeyed creation costs;
+//! - claim: a plain read decides (replay, mismatch, in flight); only a free
+//!   key is written, with `INSERT ... ON CONFLICT DO UPDATE ... WHERE <row
+//!   is dead>`, so the unique scope constraint arbitrates concurrent claims;
 //! - complete: one statement whose CTE flips the row from "in progress
 //!   under my token" to "completed" and whose body inserts the agent, so
 //!   the agent exists if and only if the key completed, and a claim that
@@ -103,8 +107,24 @@ impl Store for PgStore {
         token: LeaseToken,
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
+        // Read first: replays, mismatches and in-flight keys are answered
+        // from a plain read. Only a key that `decide` finds free is written,
+        // because even a no-op `ON CONFLICT DO UPDATE` locks the row, and a
+        // row lock costs a transaction id and a WAL flush at commit.
         let fresh = KeyRecord::<i64>::claimed(fingerprint, token, now, self.terms);
         for _ in 0..CLAIM_ATTEMPTS {
+            let existing = self.record(scope).await?;
+            match decide(existing.as_ref(), &fingerprint, now) {
+                Decision::Claim => {}
+                Decision::Replay(id) => return Ok(ClaimOutcome::Replay(id)),
+                Decision::Mismatch { original } => return Ok(ClaimOutcome::Mismatch { original }),
+                Decision::InFlight { lease_expires_at } => {
+                    return Ok(ClaimOutcome::InFlight {
+                        lease_expires_at,
+                        change: ChangeSignal::Poll,
+                    });
+                }
+            }
             let claimed = sqlx::query(queries::CLAIM)
                 .bind(scope.organization_id)
                 .bind(scope.user_id)
@@ -121,18 +141,8 @@ impl Store for PgStore {
             if claimed.is_some() {
                 return Ok(ClaimOutcome::Acquired);
             }
-            let existing = self.record(scope).await?;
-            match decide(existing.as_ref(), &fingerprint, now) {
-                Decision::Claim => continue,
-                Decision::Replay(id) => return Ok(ClaimOutcome::Replay(id)),
-                Decision::Mismatch { original } => return Ok(ClaimOutcome::Mismatch { original }),
-                Decision::InFlight { lease_expires_at } => {
-                    return Ok(ClaimOutcome::InFlight {
-                        lease_expires_at,
-                        change: ChangeSignal::Poll,
-                    });
-                }
-            }
+            // Someone else wrote the row between our read and our claim:
+            // read again and decide on what they wrote.
         }
         Ok(ClaimOutcome::InFlight {
             lease_expires_at: now,
