@@ -2,7 +2,6 @@
 //! owners, failures, outages, expiry.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use idemproof_models::{IdempotencyKey, LeaseToken, Scope};
@@ -10,14 +9,15 @@ use idemproof_service::clock::Clock;
 use idemproof_service::config::InFlightMode;
 use idemproof_service::domain::agent::{CreateEnvelope, NewAgent};
 use idemproof_service::http::agents::CREATE_ENDPOINT;
-use idemproof_service::store::{ClaimOutcome, Lease, StoreError};
+use idemproof_service::store::memory::MemoryStore;
+use idemproof_service::store::{ClaimOutcome, Lease, Store, StoreError};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::cases;
 use crate::support::app::{Backend, TestApp, test_config};
-use crate::support::faulty_store::FaultyStore;
 use crate::support::runner::{Backends, Case};
+use idemproof_harness::target::{FaultState, FaultStore};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::Both =>
@@ -144,13 +144,30 @@ async fn crashed_owner_blocks_the_key_only_until_its_lease_ends(backend: Backend
     );
 }
 
-async fn failed_creation_is_not_pinned_to_the_key(backend: Backend) {
+/// The service over `backend` behind a fault-injecting store, with the
+/// in-memory store's handle when on memory (for inspecting its records).
+async fn spawn_faulty(backend: &Backend) -> (TestApp, Arc<FaultState>, Option<Arc<MemoryStore>>) {
     let config = test_config();
-    let (inner, pool) = backend.store(&config).await;
-    let faulty = Arc::new(FaultyStore::new(inner));
-    let app = TestApp::spawn_on(faulty.clone(), pool, config).await;
-    faulty.failing_creates.store(1, Ordering::SeqCst);
+    let (inner, pool, memory): (Arc<dyn Store>, _, _) = match backend {
+        Backend::Memory => {
+            let memory = Arc::new(MemoryStore::new(config.terms()));
+            (memory.clone(), None, Some(memory))
+        }
+        Backend::Postgres(_) => {
+            let (store, pool) = backend.store(&config).await;
+            (store, pool, None)
+        }
+    };
+    let faults = Arc::new(FaultState::new(1));
+    let store = Arc::new(FaultStore::new(inner, faults.clone()));
+    (TestApp::spawn_on(store, pool, config).await, faults, memory)
+}
+
+async fn failed_creation_is_not_pinned_to_the_key(backend: Backend) {
+    let (app, faults, memory) = spawn_faulty(&backend).await;
     let body = json!({"name": "Bot"});
+    // A new key: the one-step creation fails and writes nothing.
+    faults.fail_next_fresh_creates(1);
     let failed = app.create(1, 1, Some("k"), &body).await;
     assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{failed:?}");
     assert_eq!(failed.code(), "service_unavailable");
@@ -161,7 +178,7 @@ async fn failed_creation_is_not_pinned_to_the_key(backend: Backend) {
     );
     assert!(app.all_agents(1).await.is_empty());
     if let Some(keys) = app.rows("idempotency_keys").await {
-        assert_eq!(keys, 0, "the failed claim was released");
+        assert_eq!(keys, 0, "nothing was written for the key");
     }
     let retry = app.create(1, 1, Some("k"), &body).await;
     assert_eq!(
@@ -169,17 +186,29 @@ async fn failed_creation_is_not_pinned_to_the_key(backend: Backend) {
         StatusCode::CREATED,
         "the failure was not cached: {retry:?}"
     );
-    assert_eq!(app.all_agents(1).await.len(), 1);
+
+    // A key with an abandoned claim goes the long way: it is taken over,
+    // the creation fails, and the claim is released rather than kept.
+    let (dead, _) = claim_like_an_original(&app, "k2", &body).await;
+    app.clock.advance(app.config.idempotency_lease);
+    faults.fail_next_claimed_creates(1);
+    let failed = app.create(1, 1, Some("k2"), &body).await;
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{failed:?}");
+    match (app.rows("idempotency_keys").await, &memory) {
+        (Some(keys), _) => assert_eq!(keys, 1, "only k's record remains: k2's claim was released"),
+        (None, Some(memory)) => assert!(memory.claims().record(&dead.scope).is_none(), "k2's claim was released"),
+        (None, None) => unreachable!("memory or Postgres"),
+    }
+    let retry = app.create(1, 1, Some("k2"), &body).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{retry:?}");
+    assert_eq!(app.all_agents(1).await.len(), 2);
 }
 
 async fn outage_is_503_then_recovers(backend: Backend) {
-    let config = test_config();
-    let (inner, pool) = backend.store(&config).await;
-    let faulty = Arc::new(FaultyStore::new(inner));
-    let app = TestApp::spawn_on(faulty.clone(), pool, config).await;
+    let (app, faults, _) = spawn_faulty(&backend).await;
     let ready = |app: &TestApp| app.client.get(format!("{}/readyz", app.base));
     assert_eq!(app.send(ready(&app)).await.status, StatusCode::OK);
-    faulty.down.store(true, Ordering::SeqCst);
+    faults.set_outage(true);
     assert_eq!(app.send(ready(&app)).await.status, StatusCode::SERVICE_UNAVAILABLE);
     let live = app.send(app.client.get(format!("{}/healthz", app.base))).await;
     assert_eq!(live.status, StatusCode::OK);
@@ -187,7 +216,7 @@ async fn outage_is_503_then_recovers(backend: Backend) {
         let reply = app.create(1, 1, key, &json!({"name": "Bot"})).await;
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
     }
-    faulty.down.store(false, Ordering::SeqCst);
+    faults.set_outage(false);
     assert_eq!(app.send(ready(&app)).await.status, StatusCode::OK);
     assert!(
         app.all_agents(1).await.is_empty(),

@@ -34,6 +34,10 @@ pub struct FaultState {
     latency: Mutex<Duration>,
     /// Failure probability per call, and its seeded source.
     drop: Mutex<(f64, SeededRng)>,
+    /// The next this-many one-step creations (new keys) fail.
+    failing_fresh: std::sync::atomic::AtomicU32,
+    /// The next this-many creations under a claim fail.
+    failing_claimed: std::sync::atomic::AtomicU32,
     /// Claims of requests that died in a crash: never released.
     dead: Mutex<HashSet<LeaseToken>>,
     /// Set when the deployment stops, so requests "frozen" by a crash end
@@ -50,9 +54,22 @@ impl FaultState {
             epoch: AtomicU64::new(0),
             latency: Mutex::new(Duration::ZERO),
             drop: Mutex::new((0.0, SeededRng::seed_from_u64(seed))),
+            failing_fresh: std::sync::atomic::AtomicU32::new(0),
+            failing_claimed: std::sync::atomic::AtomicU32::new(0),
             dead: Mutex::new(HashSet::new()),
             stopped: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// The next `n` one-step creations (of new keys) fail, as a database
+    /// error at the insert would make them.
+    pub fn fail_next_fresh_creates(&self, n: u32) {
+        self.failing_fresh.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` creations under a claim (keys going the long way) fail.
+    pub fn fail_next_claimed_creates(&self, n: u32) {
+        self.failing_claimed.store(n, Ordering::SeqCst);
     }
 
     /// The deployment is gone: requests frozen by a crash may end.
@@ -128,6 +145,14 @@ impl FaultState {
     }
 }
 
+/// Consumes one pending failure from `counter`, if any.
+fn take_one(counter: &std::sync::atomic::AtomicU32) -> Result<(), StoreError> {
+    match counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+        Ok(_) => Err(injected("insert failed")),
+        Err(_) => Ok(()),
+    }
+}
+
 fn injected(what: &str) -> StoreError {
     StoreError::unavailable(std::io::Error::other(format!("injected fault: {what}")))
 }
@@ -191,6 +216,7 @@ impl Store for FaultStore {
         if self.faults.died_since(epoch) {
             return self.faults.frozen().await;
         }
+        take_one(&self.faults.failing_fresh)?;
         self.inner.create_agent_fresh(scope, fp, agent, now).await
     }
 
@@ -209,6 +235,7 @@ impl Store for FaultStore {
             }
             return self.faults.frozen().await;
         }
+        take_one(&self.faults.failing_claimed)?;
         self.inner.create_agent(agent, lease, now).await
     }
 

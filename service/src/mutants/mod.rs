@@ -9,9 +9,8 @@
 //! ([`Strategy::decorate`]) are kept apart so a fault-injection layer can
 //! sit between the two.
 
-mod decorators;
-mod legacy;
-mod split_lock;
+mod replaced;
+mod wrapper;
 
 use std::sync::Arc;
 
@@ -105,8 +104,7 @@ impl Strategy {
     pub fn base_memory(self, terms: Terms) -> Arc<dyn Store> {
         let store = Arc::new(MemoryStore::new(self.terms(terms)));
         match self {
-            Strategy::Legacy => Arc::new(legacy::LegacyMemory::new(store)),
-            Strategy::SplitLock => Arc::new(split_lock::SplitLockMemory::new(store)),
+            Strategy::Legacy | Strategy::SplitLock => Arc::new(replaced::Replaced::memory(self, store)),
             _ => store,
         }
     }
@@ -115,20 +113,19 @@ impl Strategy {
     pub async fn base_postgres(self, url: &str, max_connections: u32, terms: Terms) -> anyhow::Result<Arc<dyn Store>> {
         let store = PgStore::connect(url, max_connections, self.terms(terms)).await?;
         Ok(match self {
-            Strategy::Legacy => Arc::new(legacy::LegacyPg::new(store).await?),
+            Strategy::Legacy => Arc::new(replaced::Replaced::postgres(self, store).await?),
             Strategy::SplitLock => anyhow::bail!("split-lock has no Postgres form"),
             _ => Arc::new(store),
         })
     }
 
-    /// Wraps a store in this strategy's decorator, if it has one.
+    /// Wraps a store in this strategy's wrapper, if it has one.
     pub fn decorate(self, store: Arc<dyn Store>) -> Arc<dyn Store> {
         match self {
-            Strategy::Unscoped => Arc::new(decorators::Unscoped::new(store)),
-            Strategy::CacheFailures => Arc::new(decorators::CacheFailures::new(store)),
-            Strategy::SkipFingerprint => Arc::new(decorators::SkipFingerprint::new(store)),
-            Strategy::NoLease => Arc::new(decorators::TwoPhaseOnly::new(store)),
-            _ => store,
+            Strategy::Unscoped | Strategy::CacheFailures | Strategy::SkipFingerprint | Strategy::NoLease => {
+                Arc::new(wrapper::Wrapped::new(self, store))
+            }
+            Strategy::Correct | Strategy::Legacy | Strategy::SplitLock => store,
         }
     }
 }
