@@ -50,7 +50,10 @@ impl ProcessReplica {
             .env("BIND", format!("127.0.0.1:{}", self.port))
             // Quiet unless asked: per-request log lines cost measurable time
             // under load.
-            .env("RUST_LOG", std::env::var(CHILD_LOG_ENV).unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var(CHILD_LOG_ENV).unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             // Replicas log every injected failure; keep the harness's
