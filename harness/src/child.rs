@@ -33,7 +33,20 @@ pub fn run_if_child() {
     std::process::exit(code);
 }
 
+/// Exits when the parent harness goes away, however it went (even
+/// `kill -9`): the parent holds the write end of our stdin, so reading it
+/// returns end-of-file only when the parent is gone.
+fn exit_with_parent() {
+    std::thread::spawn(|| {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+}
+
 fn serve(strategy: &str) -> anyhow::Result<()> {
+    exit_with_parent();
     let strategy = <Strategy as clap::ValueEnum>::from_str(strategy, true).map_err(anyhow::Error::msg)?;
     // Settings come from the same env vars the service binary reads.
     let config = Config::parse_from(["idemproof-service"]);

@@ -22,6 +22,9 @@ pub struct ProcessReplica {
     /// restarts.
     pub port: u16,
     child: Option<Child>,
+    /// The write end of the child's stdin: dropping it (or dying) tells
+    /// the child to exit.
+    stdin: Option<tokio::process::ChildStdin>,
 }
 
 impl ProcessReplica {
@@ -37,6 +40,7 @@ impl ProcessReplica {
             env,
             port: 0,
             child: None,
+            stdin: None,
         };
         replica.spawn().await?;
         Ok(replica)
@@ -54,7 +58,8 @@ impl ProcessReplica {
                 "RUST_LOG",
                 std::env::var(CHILD_LOG_ENV).unwrap_or_else(|_| "warn".into()),
             )
-            .stdin(Stdio::null())
+            // Kept open while we live: the child exits when it closes.
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             // Replicas log every injected failure; keep the harness's
             // output readable unless asked for their logs.
@@ -67,6 +72,7 @@ impl ProcessReplica {
             .spawn()
             .context("spawning a service replica")?;
         let stdout = child.stdout.take().context("replica stdout")?;
+        self.stdin = child.stdin.take();
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await? {
@@ -85,6 +91,7 @@ impl ProcessReplica {
 
     /// `kill -9`: no shutdown hook runs, nothing is released.
     pub async fn kill(&mut self) {
+        self.stdin = None;
         if let Some(mut child) = self.child.take() {
             let _ = child.start_kill();
             let _ = child.wait().await;
