@@ -19,6 +19,10 @@
 // The crate root is `tests/loom.rs`, so its modules live in `tests/loom/`.
 #[path = "loom/claims.rs"]
 mod claims;
+#[path = "loom/fresh.rs"]
+mod fresh;
+#[path = "loom/fresh_claims.rs"]
+mod fresh_claims;
 #[path = "loom/isolation.rs"]
 mod isolation;
 #[path = "loom/leases.rs"]

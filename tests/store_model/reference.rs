@@ -55,6 +55,9 @@ pub enum Payload {
 pub enum Op {
     /// A request with a key claims its scope.
     Claim { scope: ScopeId, payload: Payload },
+    /// A request with a key takes the one-step path: it creates its agent
+    /// and completes the key together, if the scope has no record at all.
+    CreateFresh { scope: ScopeId, payload: Payload },
     /// The owner of the `lease`-th granted claim creates its agent.
     Complete { lease: usize },
     /// The owner of the `lease`-th granted claim failed and releases it.
@@ -122,6 +125,8 @@ pub enum Expected {
     InFlight { lease_expires_at: i64 },
     Created { agent: usize },
     LeaseLost,
+    // The one-step path found a record (live or dead) and wrote nothing.
+    HasRecord,
     Released,
     Reaped(u64),
     Found(Option<usize>),
@@ -190,6 +195,27 @@ impl Model {
             },
         );
         Expected::Acquired { lease }
+    }
+
+    /// The one-step path: only a scope with no record at all creates. A
+    /// dead record (abandoned or expired) is not "no record": until it is
+    /// reaped or taken over by a claim, the request must go the long way.
+    fn create_fresh(&mut self, scope: ScopeId, payload: Payload) -> Expected {
+        if self.records.contains_key(&scope) {
+            return Expected::HasRecord;
+        }
+        let (org, user, key) = scope_parts(scope);
+        let agent = self.create(org, user, Some(key), payload);
+        self.records.insert(
+            scope,
+            Record {
+                payload,
+                created_at: self.now,
+                expires_at: self.now + TTL,
+                state: RecordState::Completed { agent },
+            },
+        );
+        Expected::Created { agent }
     }
 
     /// Whether the `lease`-th claim still holds its scope's record (a lease
@@ -281,6 +307,14 @@ impl ReferenceStateMachine for StoreModel {
                     .prop_map(|(scope, payload)| Op::Claim { scope, payload })
                     .boxed(),
             ),
+            // The service tries the one-step path before every first claim;
+            // half as often as claims keeps in-flight keys common.
+            (
+                4,
+                (0..SCOPES, payload())
+                    .prop_map(|(scope, payload)| Op::CreateFresh { scope, payload })
+                    .boxed(),
+            ),
             (
                 1,
                 select(vec![1_000_000, LEASE, TTL, 10 * TTL])
@@ -340,7 +374,7 @@ impl ReferenceStateMachine for StoreModel {
             Op::Lookup { agent, .. } => *agent < state.agents.len(),
             Op::Advance { micros } => *micros > 0,
             Op::AdvanceTo { scope, end, early } => state.advance_target(*scope, *end, *early).is_some(),
-            Op::Claim { .. } | Op::Reap { .. } | Op::CreateWithoutKey { .. } => true,
+            Op::Claim { .. } | Op::CreateFresh { .. } | Op::Reap { .. } | Op::CreateWithoutKey { .. } => true,
         }
     }
 
@@ -348,6 +382,7 @@ impl ReferenceStateMachine for StoreModel {
         state.op_at = state.now;
         let expected = match *op {
             Op::Claim { scope, payload } => state.claim(scope, payload),
+            Op::CreateFresh { scope, payload } => state.create_fresh(scope, payload),
             Op::Complete { lease } => state.complete(lease),
             Op::Fail { lease } => state.fail(lease),
             Op::Advance { micros } => {

@@ -86,6 +86,13 @@ impl Tally {
                 "takeover of a dead record"
             }
             (_, Some(Expected::Acquired { .. })) => "claim of an absent key",
+            (Op::CreateFresh { .. }, Some(Expected::Created { .. })) => "one-step creation",
+            (Op::CreateFresh { scope, .. }, Some(Expected::HasRecord))
+                if before.records.get(scope).is_some_and(|r| r.holds(before.now)) =>
+            {
+                "one-step path refused by a live record"
+            }
+            (Op::CreateFresh { .. }, Some(Expected::HasRecord)) => "one-step path refused by a dead record",
             (_, Some(Expected::Replay { .. })) => "replay",
             (_, Some(Expected::Mismatch { original: Some(_) })) => "mismatch on a completed key",
             (_, Some(Expected::Mismatch { original: None })) => "mismatch on an in-flight key",

@@ -125,6 +125,22 @@ impl Sut {
         let expected = model.expected.clone().expect("the model predicted an outcome");
         match (op, expected) {
             (Op::Claim { scope: id, payload }, expected) => self.claim(*id, *payload, now, expected).await,
+            (Op::CreateFresh { scope: id, payload }, expected) => {
+                let scope = scope(*id);
+                let (org, user, key) = reference::scope_parts(*id);
+                let new = new_agent(org, user, Some(key), *payload);
+                let got = self
+                    .store
+                    .create_agent_fresh(&scope, fingerprint(*payload), &new, now)
+                    .await;
+                match (got, expected) {
+                    (Ok(Some(agent)), Expected::Created { agent: n }) => self.created(n, agent, model),
+                    (Ok(None), Expected::HasRecord) => {}
+                    (got, want) => panic!(
+                        "one-step creation on {scope:?} with {payload:?}: store gave {got:?}, model expects {want:?}"
+                    ),
+                }
+            }
             (Op::Complete { lease }, expected) => {
                 let payload = model.leases[*lease].payload;
                 let lease = self.leases[*lease].clone();

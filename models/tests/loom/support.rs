@@ -1,15 +1,19 @@
 //! What every loom model shares: a table with fixed terms, scopes and
 //! tokens, a loom-visible wake-up signal, the request loop the service's
-//! idempotency layer runs around the table, and the runner that counts and
-//! reports explored interleavings.
+//! idempotency layer runs around the table, the one-step creation path
+//! with a record of whether its work ran, the tally of outcomes a model
+//! reached, and the runner that counts and reports explored interleavings.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration};
-use idemproof_models::{Claim, ClaimTable, Fingerprint, IdempotencyKey, LeaseToken, Scope, Terms, Timestamp, Waker};
+use idemproof_models::{
+    Claim, ClaimTable, Fingerprint, IdempotencyKey, KeyRecord, KeyState, LeaseToken, Scope, Terms, Timestamp, Waker,
+};
 use loom::sync::{Arc, Condvar, Mutex};
 
 /// Lease of every table, in seconds of the injected clock.
@@ -19,6 +23,8 @@ pub const TTL_SECS: i64 = 100;
 
 /// The one payload fingerprint of models that do not test mismatches.
 pub const FP: Fingerprint = Fingerprint([1; 32]);
+/// Another payload, for models where a key is reused with a different one.
+pub const OTHER_FP: Fingerprint = Fingerprint([2; 32]);
 
 /// An instant `secs` after a fixed origin. Time is an argument of every
 /// table call (the injected clock), so leases and TTLs never depend on how
@@ -92,18 +98,47 @@ impl Signal {
 /// How a request carrying the model's key ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
-    /// It claimed the key and stored `result`.
+    /// Its work produced `result`, which the key now holds (stored in one
+    /// step, or by completing its claim).
     Owned(u32),
     /// It got another request's stored result.
     Replayed(u32),
 }
 
+/// The way a [`request`] went, for models that check which paths their
+/// interleavings reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// It created on the one-step path.
+    pub fresh: bool,
+    /// How many times it was told "in flight" and waited for a wake-up.
+    pub waits: usize,
+}
+
 /// The synchronous core of the service's request loop
-/// (`Idempotency::execute`): claim with a fresh token, registering a
-/// waker; on "in flight" block until the waker fires, then try again; on
-/// acquiring, do the work and complete. `first_token` numbers the tokens
-/// of successive attempts.
+/// (`Idempotency::execute`): first the one-step path, which creates if the
+/// key has no record at all; otherwise claim with a fresh token,
+/// registering a waker; on "in flight" block until the waker fires, then
+/// claim again (the one-step path is tried only once, as in the service);
+/// on acquiring, do the work and complete. `first_token` numbers the
+/// tokens of successive attempts.
 pub fn request(table: &ClaimTable<u32>, scope: &Scope, first_token: u128, now: Timestamp, result: u32) -> Ended {
+    request_traced(table, scope, first_token, now, result).0
+}
+
+/// [`request`], also telling which way it went.
+pub fn request_traced(
+    table: &ClaimTable<u32>,
+    scope: &Scope,
+    first_token: u128,
+    now: Timestamp,
+    result: u32,
+) -> (Ended, Route) {
+    let mut route = Route { fresh: false, waits: 0 };
+    if let Some(created) = create_fresh(table, scope, FP, now, result).created {
+        route.fresh = true;
+        return (Ended::Owned(created), route);
+    }
     let mut attempt = first_token;
     loop {
         let tok = token(attempt);
@@ -113,12 +148,82 @@ pub fn request(table: &ClaimTable<u32>, scope: &Scope, first_token: u128, now: T
             Claim::Acquired => {
                 let stored = table.complete(scope, tok, || Ok::<_, Infallible>(result));
                 assert_eq!(stored, Ok(result), "a fresh owner must be able to complete");
-                return Ended::Owned(result);
+                return (Ended::Owned(result), route);
             }
-            Claim::Replay(stored) => return Ended::Replayed(stored),
-            Claim::InFlight { .. } => changed.wait(),
+            Claim::Replay(stored) => return (Ended::Replayed(stored), route),
+            Claim::InFlight { .. } => {
+                changed.wait();
+                route.waits += 1;
+            }
             Claim::Mismatch { .. } => panic!("the model sends a single payload"),
         }
+    }
+}
+
+/// How one call of [`ClaimTable::create_fresh`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fresh {
+    /// What it returned: the stored result, or `None` (the key had a record).
+    pub created: Option<u32>,
+    /// Whether its work ran. Tracked apart from the return value, so that
+    /// work run and then thrown away (a side effect with no record, like an
+    /// orphan agent) is visible.
+    pub worked: bool,
+}
+
+/// The one-step path for a new key, as the in-memory store calls it: work
+/// that produces `result`, stored as the key's completed outcome at `now`.
+pub fn create_fresh(
+    table: &ClaimTable<u32>,
+    scope: &Scope,
+    fingerprint: Fingerprint,
+    now: Timestamp,
+    result: u32,
+) -> Fresh {
+    let mut worked = false;
+    let created = table.create_fresh(scope, fingerprint, now, || {
+        worked = true;
+        Ok::<_, Infallible>(result)
+    });
+    Fresh {
+        created: created.unwrap_or_else(|never| match never {}),
+        worked,
+    }
+}
+
+/// The record a key holds after a request with `fingerprint` at `now`
+/// completed with `result`: its TTL counts from `now`.
+pub fn completed(fingerprint: Fingerprint, now: Timestamp, result: u32) -> KeyRecord<u32> {
+    KeyRecord {
+        fingerprint,
+        state: KeyState::Completed { result },
+        created_at: now,
+        expires_at: now + Duration::seconds(TTL_SECS),
+    }
+}
+
+/// Which outcomes a model reached over all its interleavings. A model
+/// that checks a case it never reaches passes vacuously; asserting that
+/// each outcome it is about was reached at least once rules that out.
+#[derive(Clone, Default)]
+pub struct Reached(std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>);
+
+impl Reached {
+    /// Notes that one interleaving ended in `outcome`. A std mutex on
+    /// purpose, like the execution counter: it is bookkeeping outside the
+    /// model and must not become a loom operation.
+    pub fn note(&self, outcome: impl Into<String>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(outcome.into());
+    }
+
+    /// Fails unless every outcome in `wanted` was reached.
+    pub fn assert_all(&self, model: &str, wanted: &[&str]) {
+        let reached = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let missing: Vec<&&str> = wanted.iter().filter(|w| !reached.contains(**w)).collect();
+        assert!(
+            missing.is_empty(),
+            "{model}: no interleaving reached {missing:?} (reached {reached:?})"
+        );
     }
 }
 
