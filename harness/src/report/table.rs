@@ -77,8 +77,12 @@ pub fn print_violations(report: &RunReport, per_scenario: usize) {
             for line in &v.timeline {
                 println!("    {line}");
             }
+            let strategy = match report.settings.strategy {
+                idemproof_service::mutants::Strategy::Correct => String::new(),
+                other => format!(" --strategy {other}"),
+            };
             println!(
-                "  replay: idemproof suite --target {} --scenario {} --seed {}",
+                "  replay: idemproof suite --target {} --scenario {} --seed {}{strategy}",
                 report.target, s.scenario, report.seed
             );
         }
