@@ -9,7 +9,7 @@ use std::path::Path;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-pub use self::plot::latency_svg;
+pub use self::plot::{cdf_svg, latency_svg};
 pub use self::table::{print_summary, print_violations};
 use crate::check::Violation;
 use crate::history::{History, Outcome, Phase};

@@ -1,5 +1,6 @@
-//! The latency plot of a run: one cumulative distribution per scenario on
-//! a logarithmic latency axis, as SVG.
+//! Latency plots: cumulative distributions on a logarithmic latency axis,
+//! as SVG. Shared by `suite` (one curve per scenario) and `load` (one per
+//! run).
 
 use std::path::Path;
 
@@ -7,24 +8,33 @@ use plotters::prelude::*;
 
 use super::{RunReport, Status};
 
-/// Draws `report`'s latency distributions to `path`.
+/// Draws `report`'s latency distributions, one per scenario that ran.
 pub fn latency_svg(report: &RunReport, path: &Path) -> anyhow::Result<()> {
+    let series: Vec<(String, &[(f64, f64)])> = report
+        .scenarios
+        .iter()
+        .filter(|s| matches!(s.status, Status::Ran))
+        .map(|s| (s.scenario.clone(), s.stats.cdf.as_slice()))
+        .collect();
+    let caption = format!("Latency by scenario: target {}, seed {}", report.target, report.seed);
+    cdf_svg(path, &caption, "share of answered requests", &series)
+}
+
+/// Draws labelled `(latency ms, cumulative share)` curves to `path`,
+/// creating its directory. Empty curves are left out.
+pub fn cdf_svg(path: &Path, caption: &str, y_desc: &str, series: &[(String, &[(f64, f64)])]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let series: Vec<_> = report
-        .scenarios
+    let series: Vec<_> = series.iter().filter(|(_, cdf)| !cdf.is_empty()).collect();
+    let max_ms = series
         .iter()
-        .filter(|s| matches!(s.status, Status::Ran) && !s.stats.cdf.is_empty())
-        .collect();
-    let max_ms = series.iter().map(|s| s.stats.max_ms).fold(1.0_f64, f64::max).max(1.0);
+        .flat_map(|(_, cdf)| cdf.iter().map(|p| p.0))
+        .fold(1.0_f64, f64::max);
     let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Latency by scenario: target {}, seed {}", report.target, report.seed),
-            ("sans-serif", 20),
-        )
+        .caption(caption, ("sans-serif", 20))
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(50)
@@ -32,14 +42,14 @@ pub fn latency_svg(report: &RunReport, path: &Path) -> anyhow::Result<()> {
     chart
         .configure_mesh()
         .x_desc("latency (ms, log scale)")
-        .y_desc("share of answered requests")
+        .y_desc(y_desc)
         .draw()?;
-    for (i, s) in series.iter().enumerate() {
+    for (i, (label, cdf)) in series.into_iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let points = s.stats.cdf.iter().map(|&(ms, q)| (ms.max(0.05), q));
+        let points = cdf.iter().map(|&(ms, q)| (ms.max(0.05), q));
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(s.scenario.clone())
+            .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
     }
     chart
