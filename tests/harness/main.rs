@@ -56,6 +56,7 @@ fn main() -> std::process::ExitCode {
             scenario,
         ));
     }
+    trials.push(url_trial(&runtime));
     trials.push(load_smoke_trial(&runtime));
     trials.push(mutants_trial(&runtime, &env, TargetSpec::Memory));
     trials.push(mutants_trial(&runtime, &env, TargetSpec::Postgres { replicas: 2 }));
@@ -220,5 +221,61 @@ fn load_smoke_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
             }
         }
         Ok(())
+    })
+}
+
+/// `--target url=`: the harness against a service it did not start and
+/// cannot look inside, checking through the API alone. Every scenario that
+/// needs no fault injection runs clean; the rest say why they are skipped.
+fn url_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
+    let runtime = runtime.clone();
+    Trial::test("url::black_box_suite", move || {
+        runtime.block_on(async {
+            let config = idemproof_service::Config {
+                bind: "127.0.0.1:0".parse().expect("address"),
+                ..idemproof_service::Config::default()
+            };
+            let app = idemproof_service::Application::build(config)
+                .await
+                .map_err(|e| Failed::from(e.to_string()))?;
+            let target = TargetSpec::Url(format!("http://127.0.0.1:{}", app.port()));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(app.run_until_stopped(async {
+                let _ = stopped.await;
+            }));
+            let env = Environment::start(false).await.map_err(Failed::from)?;
+            let report = suite::run(&target, &env, &settings(), &Sizes::smoke(SEED), &Scenario::ALL, false)
+                .await
+                .map_err(|e| Failed::from(format!("{e:#}")));
+            let _ = stop.send(());
+            let report = report?;
+            let ran: Vec<_> = report
+                .scenarios
+                .iter()
+                .filter(|s| matches!(s.status, Status::Ran))
+                .map(|s| s.scenario.as_str())
+                .collect();
+            let expected = [
+                "double-click",
+                "timeout-retry",
+                "storm",
+                "refresh",
+                "edit-resubmit",
+                "cross-tenant",
+            ];
+            if ran != expected {
+                return Err(format!("ran {ran:?}, expected {expected:?}").into());
+            }
+            let ran_report = RunReport {
+                scenarios: report
+                    .scenarios
+                    .iter()
+                    .filter(|s| matches!(s.status, Status::Ran))
+                    .cloned()
+                    .collect(),
+                ..report
+            };
+            assert_clean(&ran_report)
+        })
     })
 }
