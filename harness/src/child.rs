@@ -4,13 +4,23 @@
 //! agent API (over Postgres if given `DATABASE_URL`, else in memory) with
 //! the strategy it was given. Being a real
 //! process is what lets the `crash` scenario `kill -9` it.
+//!
+//! The parent holds the child's stdin. Closing it (or dying) ends the
+//! child; a line `work-delay <ms>` makes every creation take that much
+//! longer between its start and its write (see [`WORK_DELAY_COMMAND`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use idemproof_service::clock::SystemClock;
 use idemproof_service::mutants::Strategy;
 use idemproof_service::{Application, Config};
+
+use crate::target::{FaultState, FaultStore};
+
+/// The stdin command setting the work delay, followed by milliseconds.
+pub const WORK_DELAY_COMMAND: &str = "work-delay";
 
 /// Set (to a strategy name) in a child's environment.
 pub const CHILD_ENV: &str = "IDEMPROOF_HARNESS_CHILD";
@@ -33,20 +43,28 @@ pub fn run_if_child() {
     std::process::exit(code);
 }
 
-/// Exits when the parent harness goes away, however it went (even
-/// `kill -9`): the parent holds the write end of our stdin, so reading it
-/// returns end-of-file only when the parent is gone.
-fn exit_with_parent() {
-    std::thread::spawn(|| {
-        use std::io::Read;
-        let mut buf = [0u8; 64];
-        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+/// Follows the parent's commands, and exits when the parent harness goes
+/// away, however it went (even `kill -9`): the parent holds the write end
+/// of our stdin, so reading it returns end-of-file only when the parent is
+/// gone.
+fn follow_parent(faults: Arc<FaultState>) {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if let Some(ms) = line.strip_prefix(WORK_DELAY_COMMAND)
+                && let Ok(ms) = ms.trim().parse::<u64>()
+            {
+                faults.set_work_delay(Duration::from_millis(ms));
+            }
+        }
         std::process::exit(0);
     });
 }
 
 fn serve(strategy: &str) -> anyhow::Result<()> {
-    exit_with_parent();
+    let faults = Arc::new(FaultState::new(0));
+    follow_parent(faults.clone());
     let strategy = <Strategy as clap::ValueEnum>::from_str(strategy, true).map_err(anyhow::Error::msg)?;
     // Settings come from the same env vars the service binary reads.
     let config = Config::parse_from(["idemproof-service"]);
@@ -63,7 +81,7 @@ fn serve(strategy: &str) -> anyhow::Result<()> {
             }
             None => strategy.base_memory(config.terms()),
         };
-        let store = strategy.decorate(base);
+        let store = strategy.decorate(Arc::new(FaultStore::new(base, faults)));
         let app = Application::build_with(config, store, Arc::new(SystemClock)).await?;
         println!("{READY_PREFIX} {}", app.port());
         app.run_until_stopped(idemproof_service::startup::shutdown_signal())

@@ -161,7 +161,8 @@ async fn send(index: usize, s: &Submission, phase: Phase, ctx: &ChainCtx) -> Vec
     let mut events = Vec::new();
     let mut backoff = policy.backoff;
     for attempt in 1..=policy.attempts {
-        let replica = (s.replica + attempt as usize - 1) % ctx.urls.len();
+        let hop = if policy.same_replica { 0 } else { attempt as usize - 1 };
+        let replica = (s.replica + hop) % ctx.urls.len();
         let invoke_us = micros(ctx.t0.elapsed());
         let outcome = ctx
             .client

@@ -46,6 +46,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// No new attempt starts this long after the first one.
     pub give_up_after: Duration,
+    /// Retries go back to the replica of the first attempt (a load
+    /// balancer with session affinity) instead of moving on to the next.
+    pub same_replica: bool,
 }
 
 impl Default for RetryPolicy {
@@ -56,6 +59,7 @@ impl Default for RetryPolicy {
             backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(500),
             give_up_after: Duration::from_secs(10),
+            same_replica: false,
         }
     }
 }

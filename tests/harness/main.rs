@@ -22,12 +22,13 @@ const SEED: u64 = 20_261_129;
 
 /// The scenarios that catch the broken strategies (see docs/harness.md);
 /// running only these keeps the mutants table to a few minutes.
-const CATCHING: [Scenario; 5] = [
+const CATCHING: [Scenario; 6] = [
     Scenario::Storm,
     Scenario::EditResubmit,
     Scenario::CrossTenant,
     Scenario::Crash,
     Scenario::DbDrop,
+    Scenario::DbError,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -2,8 +2,9 @@
 //! of the window and started again at 40 %, then killed again at 60 % and
 //! started at 75 % (emulated in process for the memory target: in-flight
 //! requests die between claim and completion and release nothing).
-//! Clients keep retrying. Exactly one agent per key, nothing acknowledged
-//! lost, and no key blocked past the lease.
+//! Store latency and slow work keep requests mid-work when the kill
+//! lands. Clients keep retrying. Exactly one agent per key, nothing
+//! acknowledged lost, and no key blocked past the lease.
 
 use std::time::Duration;
 
@@ -23,6 +24,11 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
         // their completion when the kill lands, as real database round
         // trips would under load.
         (Duration::ZERO, Fault::DbSlow(Duration::from_millis(20))),
+        // Slow work keeps them there most of the time (as a call to another
+        // service would): a kill that finds a replica connecting, reading
+        // or with its write already sent (the database then finishes it)
+        // tests nothing.
+        (Duration::ZERO, Fault::SlowWork(Duration::from_millis(250))),
         (d / 4, Fault::Crash(0)),
         (d * 2 / 5, Fault::Restart(0)),
         (d * 3 / 5, Fault::Crash(0)),

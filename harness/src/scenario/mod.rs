@@ -47,13 +47,15 @@ pub enum Scenario {
     DbSlow,
     /// Connections between service and database keep being cut.
     DbDrop,
+    /// The database rejects some inserts; retries stay on their replica.
+    DbError,
     /// Several replicas share the database; retries land on another one.
     Replicas,
 }
 
 impl Scenario {
     /// Every scenario, in suite order.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::DoubleClick,
         Scenario::TimeoutRetry,
         Scenario::Storm,
@@ -64,6 +66,7 @@ impl Scenario {
         Scenario::DbRestart,
         Scenario::DbSlow,
         Scenario::DbDrop,
+        Scenario::DbError,
         Scenario::Replicas,
     ];
 
@@ -80,6 +83,7 @@ impl Scenario {
             Scenario::DbRestart => "db-restart",
             Scenario::DbSlow => "db-slow",
             Scenario::DbDrop => "db-drop",
+            Scenario::DbError => "db-error",
             Scenario::Replicas => "replicas",
         }
     }
@@ -97,6 +101,7 @@ impl Scenario {
             Scenario::DbRestart => db_faults::restart(ctx),
             Scenario::DbSlow => db_faults::slow(ctx),
             Scenario::DbDrop => db_faults::drop(ctx),
+            Scenario::DbError => db_faults::error(ctx),
             Scenario::Replicas => replicas::plan(ctx),
         }
     }
@@ -216,5 +221,6 @@ fn fault_retry(ctx: &Ctx) -> RetryPolicy {
         backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
         give_up_after: ctx.patient(),
+        same_replica: false,
     }
 }

@@ -43,6 +43,7 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
             backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(200),
             give_up_after: ctx.patient(),
+            same_replica: false,
         };
         s.replica = k % ctx.caps.replicas.max(1);
         plan.single(s, Duration::from_millis(rng.random_range(0..=spread)), None);

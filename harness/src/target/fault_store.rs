@@ -6,6 +6,8 @@
 //! - outage (`db-restart`): every store call fails;
 //! - slow (`db-slow`, `timeout-retry`): every store call is delayed;
 //! - drop (`db-drop`): each store call fails with some probability;
+//! - failing inserts (`db-error`): the next creations fail, as a
+//!   serialization failure or a constraint at the insert would;
 //! - crash (`crash`): requests in flight never complete and never release
 //!   their claims (a killed process cannot), and nothing answers until the
 //!   restart. Records survive, as they would in a shared database.
@@ -32,12 +34,17 @@ pub struct FaultState {
     /// write died with the process.
     epoch: AtomicU64,
     latency: Mutex<Duration>,
+    /// Extra time every creation takes (`crash`), as work between the
+    /// claim and the write would.
+    work_delay: Mutex<Duration>,
     /// Failure probability per call, and its seeded source.
     drop: Mutex<(f64, SeededRng)>,
     /// The next this-many one-step creations (new keys) fail.
     failing_fresh: std::sync::atomic::AtomicU32,
     /// The next this-many creations under a claim fail.
     failing_claimed: std::sync::atomic::AtomicU32,
+    /// The next this-many creations of either kind fail (`db-error`).
+    failing_any: std::sync::atomic::AtomicU32,
     /// Claims of requests that died in a crash: never released.
     dead: Mutex<HashSet<LeaseToken>>,
     /// Set when the deployment stops, so requests "frozen" by a crash end
@@ -53,9 +60,11 @@ impl FaultState {
             crashed: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             latency: Mutex::new(Duration::ZERO),
+            work_delay: Mutex::new(Duration::ZERO),
             drop: Mutex::new((0.0, SeededRng::seed_from_u64(seed))),
             failing_fresh: std::sync::atomic::AtomicU32::new(0),
             failing_claimed: std::sync::atomic::AtomicU32::new(0),
+            failing_any: std::sync::atomic::AtomicU32::new(0),
             dead: Mutex::new(HashSet::new()),
             stopped: tokio::sync::watch::channel(false).0,
         }
@@ -72,6 +81,12 @@ impl FaultState {
         self.failing_claimed.store(n, Ordering::SeqCst);
     }
 
+    /// The next `n` creations of either kind fail, as the database's
+    /// trigger does for the Postgres target (`db-error`); 0 disarms.
+    pub fn fail_next_creates(&self, n: u32) {
+        self.failing_any.store(n, Ordering::SeqCst);
+    }
+
     /// The deployment is gone: requests frozen by a crash may end.
     pub fn stop(&self) {
         self.stopped.send_replace(true);
@@ -85,6 +100,11 @@ impl FaultState {
     /// Delay added before every store call (and once more inside a create).
     pub fn set_latency(&self, latency: Duration) {
         *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
+    }
+
+    /// Extra time every creation takes, between its start and its write.
+    pub fn set_work_delay(&self, delay: Duration) {
+        *self.work_delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
     }
 
     /// Probability that a store call fails.
@@ -129,9 +149,10 @@ impl FaultState {
         self.epoch.load(Ordering::SeqCst) != epoch
     }
 
-    /// The injected latency once more, standing for the work itself.
+    /// The injected latency once more, standing for the work itself,
+    /// plus the work delay.
     async fn work_delay(&self) {
-        let latency = self.latency();
+        let latency = self.latency() + *self.work_delay.lock().unwrap_or_else(|p| p.into_inner());
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -217,6 +238,7 @@ impl Store for FaultStore {
             return self.faults.frozen().await;
         }
         take_one(&self.faults.failing_fresh)?;
+        take_one(&self.faults.failing_any)?;
         self.inner.create_agent_fresh(scope, fp, agent, now).await
     }
 
@@ -236,6 +258,7 @@ impl Store for FaultStore {
             return self.faults.frozen().await;
         }
         take_one(&self.faults.failing_claimed)?;
+        take_one(&self.faults.failing_any)?;
         self.inner.create_agent(agent, lease, now).await
     }
 

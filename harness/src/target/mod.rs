@@ -2,6 +2,7 @@
 //! faults the harness can inject and how it can inspect the final state.
 
 mod fault_store;
+mod insert_trigger;
 mod proxy;
 mod replica;
 
@@ -188,6 +189,10 @@ pub enum Fault {
     DbSlow(#[serde(with = "humantime_serde_compat")] Duration),
     /// Connections between service and database keep being cut.
     DbDrop,
+    /// The next this-many agent inserts fail inside the database.
+    FailInserts(u32),
+    /// Every creation takes this long between its claim and its write.
+    SlowWork(#[serde(with = "humantime_serde_compat")] Duration),
     /// Every fault removed (crashed replicas restarted).
     Heal,
 }
@@ -240,6 +245,8 @@ enum Backend {
         proxy: DbProxy,
         replicas: Vec<ProcessReplica>,
         severing: Option<JoinHandle<()>>,
+        /// Whether the failing-insert trigger may be installed.
+        insert_trigger: bool,
     },
     Url,
 }
@@ -297,6 +304,7 @@ impl Deployment {
                         proxy,
                         replicas,
                         severing: None,
+                        insert_trigger: false,
                     },
                 })
             }
@@ -342,8 +350,12 @@ impl Deployment {
                 Fault::DbUp => faults.set_outage(false),
                 Fault::DbSlow(latency) => faults.set_latency(latency),
                 Fault::DbDrop => faults.set_drop_rate(0.3),
+                Fault::FailInserts(n) => faults.fail_next_creates(n),
+                Fault::SlowWork(delay) => faults.set_work_delay(delay),
                 Fault::Heal => {
                     faults.restart();
+                    faults.fail_next_creates(0);
+                    faults.set_work_delay(Duration::ZERO);
                     faults.set_outage(false);
                     faults.set_latency(Duration::ZERO);
                     faults.set_drop_rate(0.0);
@@ -351,10 +363,11 @@ impl Deployment {
             },
             Backend::Postgres {
                 server,
+                db,
                 proxy,
                 replicas,
                 severing,
-                ..
+                insert_trigger,
             } => match fault {
                 Fault::Crash(i) => {
                     let n = replicas.len();
@@ -372,13 +385,26 @@ impl Deployment {
                         *severing = Some(tokio::spawn(sever_repeatedly(proxy.severer())));
                     }
                 }
+                Fault::FailInserts(n) => {
+                    *insert_trigger = true;
+                    insert_trigger::fail_next(&server.url(db), n).await?;
+                }
+                Fault::SlowWork(delay) => {
+                    for r in replicas.iter_mut() {
+                        r.set_work_delay(delay).await?;
+                    }
+                }
                 Fault::Heal => {
                     if let Some(task) = severing.take() {
                         task.abort();
                     }
+                    if std::mem::take(insert_trigger) {
+                        insert_trigger::disarm(&server.url(db)).await?;
+                    }
                     proxy.set_latency(Duration::ZERO);
                     for r in replicas.iter_mut() {
                         r.restart().await?;
+                        r.set_work_delay(Duration::ZERO).await?;
                     }
                 }
             },

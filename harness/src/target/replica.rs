@@ -5,11 +5,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::ServiceSettings;
-use crate::child::{CHILD_ENV, READY_PREFIX};
+use crate::child::{CHILD_ENV, READY_PREFIX, WORK_DELAY_COMMAND};
 
 /// Set to a `RUST_LOG` filter to see the replicas' logs on stderr.
 pub const CHILD_LOG_ENV: &str = "IDEMPROOF_CHILD_LOG";
@@ -25,6 +25,8 @@ pub struct ProcessReplica {
     /// The write end of the child's stdin: dropping it (or dying) tells
     /// the child to exit.
     stdin: Option<tokio::process::ChildStdin>,
+    /// Extra time each creation takes; sent again after a restart.
+    work_delay: Duration,
 }
 
 impl ProcessReplica {
@@ -41,6 +43,7 @@ impl ProcessReplica {
             port: 0,
             child: None,
             stdin: None,
+            work_delay: Duration::ZERO,
         };
         replica.spawn().await?;
         Ok(replica)
@@ -86,6 +89,9 @@ impl ProcessReplica {
         .context("replica did not start within 60 s")??;
         self.port = ready;
         self.child = Some(child);
+        if !self.work_delay.is_zero() {
+            self.send_work_delay().await?;
+        }
         Ok(())
     }
 
@@ -96,6 +102,22 @@ impl ProcessReplica {
             let _ = child.start_kill();
             let _ = child.wait().await;
         }
+    }
+
+    /// Makes every creation take `delay` longer, between its start (and
+    /// claim) and its write, as a call to another service would.
+    pub async fn set_work_delay(&mut self, delay: Duration) -> anyhow::Result<()> {
+        self.work_delay = delay;
+        self.send_work_delay().await
+    }
+
+    async fn send_work_delay(&mut self) -> anyhow::Result<()> {
+        if let Some(stdin) = &mut self.stdin {
+            let line = format!("{WORK_DELAY_COMMAND} {}\n", self.work_delay.as_millis());
+            stdin.write_all(line.as_bytes()).await?;
+            stdin.flush().await?;
+        }
+        Ok(())
     }
 
     /// Starts again on the same port after [`Self::kill`].
