@@ -33,12 +33,16 @@ pub struct FaultState {
     /// Bumped by every crash: a request that saw another epoch before its
     /// write died with the process.
     epoch: AtomicU64,
-    latency: Mutex<Duration>,
+    /// Delay before every store call, in microseconds. Atomics, not locks:
+    /// replicas keep this wrapper in their hot path during load runs.
+    latency_us: AtomicU64,
     /// Extra time every creation takes (`crash`), as work between the
     /// claim and the write would.
-    work_delay: Mutex<Duration>,
-    /// Failure probability per call, and its seeded source.
-    drop: Mutex<(f64, SeededRng)>,
+    work_delay_us: AtomicU64,
+    /// Failure probability per call (`f64` bits; 0 when off).
+    drop_rate: AtomicU64,
+    /// The drop decisions' seeded source, locked only while dropping.
+    drop_rng: Mutex<SeededRng>,
     /// The next this-many one-step creations (new keys) fail.
     failing_fresh: std::sync::atomic::AtomicU32,
     /// The next this-many creations under a claim fail.
@@ -59,9 +63,10 @@ impl FaultState {
             outage: AtomicBool::new(false),
             crashed: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
-            latency: Mutex::new(Duration::ZERO),
-            work_delay: Mutex::new(Duration::ZERO),
-            drop: Mutex::new((0.0, SeededRng::seed_from_u64(seed))),
+            latency_us: AtomicU64::new(0),
+            work_delay_us: AtomicU64::new(0),
+            drop_rate: AtomicU64::new(0f64.to_bits()),
+            drop_rng: Mutex::new(SeededRng::seed_from_u64(seed)),
             failing_fresh: std::sync::atomic::AtomicU32::new(0),
             failing_claimed: std::sync::atomic::AtomicU32::new(0),
             failing_any: std::sync::atomic::AtomicU32::new(0),
@@ -99,17 +104,17 @@ impl FaultState {
 
     /// Delay added before every store call (and once more inside a create).
     pub fn set_latency(&self, latency: Duration) {
-        *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
+        self.latency_us.store(micros(latency), Ordering::SeqCst);
     }
 
     /// Extra time every creation takes, between its start and its write.
     pub fn set_work_delay(&self, delay: Duration) {
-        *self.work_delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+        self.work_delay_us.store(micros(delay), Ordering::SeqCst);
     }
 
     /// Probability that a store call fails.
     pub fn set_drop_rate(&self, rate: f64) {
-        self.drop.lock().unwrap_or_else(|p| p.into_inner()).0 = rate;
+        self.drop_rate.store(rate.to_bits(), Ordering::SeqCst);
     }
 
     /// The process "dies": requests in flight never finish, nothing answers.
@@ -124,7 +129,7 @@ impl FaultState {
     }
 
     fn latency(&self) -> Duration {
-        *self.latency.lock().unwrap_or_else(|p| p.into_inner())
+        Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
     }
 
     /// Applies the faults that act before a call reaches the store.
@@ -137,9 +142,8 @@ impl FaultState {
         if self.crashed.load(Ordering::SeqCst) || self.outage.load(Ordering::SeqCst) {
             return Err(injected("store unreachable"));
         }
-        let mut drop = self.drop.lock().unwrap_or_else(|p| p.into_inner());
-        let rate = drop.0;
-        if rate > 0.0 && drop.1.random::<f64>() < rate {
+        let rate = f64::from_bits(self.drop_rate.load(Ordering::Relaxed));
+        if rate > 0.0 && self.drop_rng.lock().unwrap_or_else(|p| p.into_inner()).random::<f64>() < rate {
             return Err(injected("connection dropped"));
         }
         Ok(epoch)
@@ -152,7 +156,7 @@ impl FaultState {
     /// The injected latency once more, standing for the work itself,
     /// plus the work delay.
     async fn work_delay(&self) {
-        let latency = self.latency() + *self.work_delay.lock().unwrap_or_else(|p| p.into_inner());
+        let latency = self.latency() + Duration::from_micros(self.work_delay_us.load(Ordering::Relaxed));
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -280,4 +284,8 @@ impl Store for FaultStore {
         self.faults.before().await?;
         self.inner.ping().await
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
