@@ -12,12 +12,23 @@ use super::{Ctx, Scenario, continuous, fault_retry};
 use crate::driver::Plan;
 use crate::target::Fault;
 
+/// Over how long client starts are spread: about one request under the
+/// injected latency and work.
+const STAGGER: Duration = Duration::from_millis(500);
+
 pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
     if !ctx.caps.crash {
         return Err("this target's processes cannot be killed".into());
     }
     let mut plan = Plan::default();
     continuous(ctx, Scenario::Crash, fault_retry(ctx), &mut plan);
+    // Clients started together stay in step, and a kill then finds them
+    // all in the same phase of their requests (all before their claims,
+    // say): spread their starts over one request's duration instead.
+    let n = plan.chains.len().max(1) as u32;
+    for (i, chain) in plan.chains.iter_mut().enumerate() {
+        chain.start = STAGGER * i as u32 / n;
+    }
     let d = ctx.duration;
     plan.faults = vec![
         // Latency to the store keeps requests between their claim and
