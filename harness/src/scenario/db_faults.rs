@@ -56,6 +56,16 @@ pub fn slow(ctx: &Ctx) -> Result<Plan, String> {
     )
 }
 
+pub fn drop(ctx: &Ctx) -> Result<Plan, String> {
+    let d = ctx.duration;
+    with_faults(
+        ctx,
+        Scenario::DbDrop,
+        fault_retry(ctx),
+        vec![(d / 5, Fault::DbDrop), (d * 3 / 5, Fault::Heal)],
+    )
+}
+
 pub fn error(ctx: &Ctx) -> Result<Plan, String> {
     let d = ctx.duration;
     let failing = u32::try_from(ctx.clients.max(1)).unwrap_or(u32::MAX);
@@ -68,15 +78,5 @@ pub fn error(ctx: &Ctx) -> Result<Plan, String> {
         Scenario::DbError,
         retry,
         vec![(Duration::ZERO, Fault::FailInserts(failing)), (d / 2, Fault::Heal)],
-    )
-}
-
-pub fn drop(ctx: &Ctx) -> Result<Plan, String> {
-    let d = ctx.duration;
-    with_faults(
-        ctx,
-        Scenario::DbDrop,
-        fault_retry(ctx),
-        vec![(d / 5, Fault::DbDrop), (d * 3 / 5, Fault::Heal)],
     )
 }
