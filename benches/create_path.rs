@@ -12,13 +12,18 @@
 //!   Some(&lease), now)`, the path of a key whose record is dead (expired):
 //!   the claim reads the record and takes it over with an upsert, and the
 //!   completion inserts the agent. (The service first tries
-//!   `create_agent_fresh`, which finds the record and writes nothing; that
-//!   round trip is not included.)
+//!   `create_agent_fresh`, which finds the dead record and writes nothing;
+//!   that round trip is not included.)
 //! - `legacy_lookup_then_insert`: the legacy store's `claim` (a lookup by
 //!   key through its non-unique index) then `create_agent` (the `INSERT`);
-//! - `replay_completed_key`: what the service does for a completed key:
-//!   `create_agent_fresh` (returns `None`, nothing written), `claim` (a
-//!   read; returns `Replay`), then `agent(org, id)`.
+//! - `replay_one_step`: what the service does for a completed key:
+//!   `create_agent_fresh`, whose insert finds the key taken (writing
+//!   nothing) and whose read of the key joined with its agent answers the
+//!   replay;
+//! - `replay_via_claim`: `claim` (a read; returns `Replay`) then
+//!   `agent(org, id)`: the end of the long way, taken by a duplicate that
+//!   waited for its original (and by every replay before the one-step
+//!   statement answered replays).
 //!
 //! Every keyed creation uses a key never used before; the replay reuses one.
 //! Each design has its own database in the one container, both holding the
@@ -38,7 +43,7 @@ use idemproof_harness::postgres::PgServer;
 use idemproof_models::{Scope, Terms};
 use idemproof_service::mutants::Strategy;
 use idemproof_service::store::postgres::PgStore;
-use idemproof_service::store::{ClaimOutcome, Lease, Store};
+use idemproof_service::store::{ClaimOutcome, Fresh, Lease, Store};
 use sqlx::PgPool;
 use tokio::runtime::Runtime;
 
@@ -80,7 +85,7 @@ impl Setup {
         // The replay key, completed the way the service completes a new key.
         let g = support::FRESH_BASE - 1;
         let completed = support::scope(g);
-        store
+        let created = store
             .create_agent_fresh(
                 &completed,
                 support::fingerprint(),
@@ -88,8 +93,8 @@ impl Setup {
                 Utc::now(),
             )
             .await
-            .expect("create")
-            .expect("the replay key is new");
+            .expect("create");
+        assert!(matches!(created, Fresh::Created(_)), "the replay key is new");
         Self {
             store,
             admin,
@@ -116,7 +121,7 @@ async fn keyed_one_step(store: &PgStore, g: i64) {
         )
         .await
         .expect("create");
-    assert!(created.is_some(), "key {g} is new");
+    assert!(matches!(created, Fresh::Created(_)), "key {g} is new");
 }
 
 /// `claim` then `create_agent` under the lease: the two-phase path of the
@@ -134,16 +139,22 @@ async fn two_phase(store: &dyn Store, g: i64) {
         .expect("create");
 }
 
-async fn replay(store: &PgStore, scope: &Scope) {
-    let (fingerprint, now) = (support::fingerprint(), Utc::now());
+/// The path of every replay: the one-step insert finds the key taken, and
+/// one read of the key and its agent answers; nothing is written.
+async fn replay_one_step(store: &PgStore, scope: &Scope) {
     let g = support::FRESH_BASE - 1;
     let fresh = store
-        .create_agent_fresh(scope, fingerprint, &support::new_agent(Some(g)), now)
+        .create_agent_fresh(scope, support::fingerprint(), &support::new_agent(Some(g)), Utc::now())
         .await
         .expect("fresh");
-    assert!(fresh.is_none(), "the key is completed");
+    assert!(matches!(fresh, Fresh::Replayed(_)), "the key is completed: {fresh:?}");
+}
+
+/// The rest of the long way, once the key has completed: what a duplicate
+/// that waited for an in-flight original does.
+async fn replay_via_claim(store: &PgStore, scope: &Scope) {
     let id = match store
-        .claim(scope, fingerprint, support::token(0), now)
+        .claim(scope, support::fingerprint(), support::token(0), Utc::now())
         .await
         .expect("claim")
     {
@@ -188,8 +199,11 @@ fn create_path(c: &mut Criterion, rt: &Runtime, setup: &Setup) {
     group.bench_function("legacy_lookup_then_insert", |b| {
         b.to_async(rt).iter(|| two_phase(legacy, fresh_key()))
     });
-    group.bench_function("replay_completed_key", |b| {
-        b.to_async(rt).iter(|| replay(store, &setup.completed))
+    group.bench_function("replay_one_step", |b| {
+        b.to_async(rt).iter(|| replay_one_step(store, &setup.completed))
+    });
+    group.bench_function("replay_via_claim", |b| {
+        b.to_async(rt).iter(|| replay_via_claim(store, &setup.completed))
     });
     group.finish();
 }

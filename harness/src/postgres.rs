@@ -5,14 +5,26 @@
 //! `postgres:17`); `scripts/postgres-image.sh` builds a local one on
 //! machines that cannot pull. Docker missing is a loud failure, unless the
 //! developer opted out with `IDEMPROOF_SKIP_DOCKER=1` (never set in CI).
+//!
+//! Clients connect to the container's bridge address when the host can
+//! reach it (Docker on Linux), else to the port Docker publishes on
+//! loopback. The published port goes through Docker's userland proxy, a
+//! process that copies every byte: on the 2-core machine of
+//! `docs/benchmarks.md` it took half the round trips a client could make
+//! and charged its CPU to whatever was being measured. A database across a
+//! real network has no such hop. `IDEMPROOF_PG_PUBLISHED_PORT=1` keeps the
+//! published port, to compare.
 
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use sqlx::{Connection, Executor, PgConnection};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use tokio::net::TcpStream;
 
 /// Env var naming the Postgres image (`name:tag`).
 pub const IMAGE_VAR: &str = "IDEMPROOF_PG_IMAGE";
@@ -20,6 +32,9 @@ pub const IMAGE_VAR: &str = "IDEMPROOF_PG_IMAGE";
 pub const DEFAULT_IMAGE: &str = "postgres:17";
 /// Env var that skips (rather than fails) Docker-backed tests.
 pub const SKIP_VAR: &str = "IDEMPROOF_SKIP_DOCKER";
+/// Env var that makes clients use the published port even when the
+/// container's bridge address is reachable.
+pub const PUBLISHED_PORT_VAR: &str = "IDEMPROOF_PG_PUBLISHED_PORT";
 
 /// Whether the developer asked to skip Docker-backed tests.
 pub fn docker_opted_out() -> bool {
@@ -29,9 +44,9 @@ pub fn docker_opted_out() -> bool {
 /// A running Postgres container.
 pub struct PgServer {
     container: ContainerAsync<GenericImage>,
-    /// Host port mapped to the container's 5432; Docker may pick another
-    /// one when the container is restarted.
-    port: AtomicU16,
+    /// Where clients connect (see the module doc); Docker may pick another
+    /// port or address when the container is restarted.
+    addr: Mutex<SocketAddr>,
     /// Numbers fresh databases.
     next_db: AtomicU32,
 }
@@ -61,6 +76,8 @@ impl PgServer {
                 "database system is ready to accept connections",
             ))
             .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
+            // Named, not Docker's "default", so its address can be looked up.
+            .with_network("bridge")
             .with_cmd(
                 std::iter::once("postgres".to_owned())
                     .chain(settings.iter().flat_map(|s| ["-c".to_owned(), (*s).to_owned()])),
@@ -77,17 +94,42 @@ impl PgServer {
                      tests in a quick local loop set {SKIP_VAR}=1."
                 )
             })?;
-        let port = container
-            .get_host_port_ipv4(5432.tcp())
-            .await
-            .map_err(|e| format!("no host port for Postgres: {e}"))?;
         let server = Self {
             container,
-            port: AtomicU16::new(port),
+            addr: Mutex::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             next_db: AtomicU32::new(0),
         };
-        server.wait_until_ready().await?;
+        server
+            .locate()
+            .await
+            .map_err(|e| format!("no address for Postgres: {e}"))?;
         Ok(server)
+    }
+
+    /// Finds where clients should connect, once the server accepts
+    /// connections on its published port.
+    async fn locate(&self) -> anyhow::Result<SocketAddr> {
+        let port = self.container.get_host_port_ipv4(5432.tcp()).await?;
+        let published = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        self.set_addr(published);
+        self.wait_until_ready().await.map_err(anyhow::Error::msg)?;
+        if std::env::var(PUBLISHED_PORT_VAR).is_ok_and(|v| v == "1") {
+            return Ok(published);
+        }
+        let Ok(ip) = self.container.get_bridge_ip_address().await else {
+            return Ok(published);
+        };
+        let direct = SocketAddr::new(ip, 5432);
+        let reachable = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(direct)).await;
+        if matches!(reachable, Ok(Ok(_))) {
+            self.set_addr(direct);
+            return Ok(direct);
+        }
+        Ok(published)
+    }
+
+    fn set_addr(&self, addr: SocketAddr) {
+        *self.addr.lock().expect("address lock") = addr;
     }
 
     /// Polls until a real connection works: the official image logs
@@ -108,14 +150,14 @@ impl PgServer {
         }
     }
 
-    /// The host port Postgres listens on right now.
-    pub fn port(&self) -> u16 {
-        self.port.load(Ordering::SeqCst)
+    /// Where Postgres listens right now.
+    pub fn addr(&self) -> SocketAddr {
+        *self.addr.lock().expect("address lock")
     }
 
-    /// URL of database `db`, directly (not through any proxy).
+    /// URL of database `db`, directly (not through the harness's proxy).
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port())
+        format!("postgres://postgres@{}/{db}", self.addr())
     }
 
     /// Creates an empty database and returns its URL.
@@ -149,13 +191,10 @@ impl PgServer {
     }
 
     /// Starts the stopped container again, waits until it accepts
-    /// connections and returns its (possibly new) host port.
-    pub async fn start_again(&self) -> anyhow::Result<u16> {
+    /// connections and returns its (possibly new) address.
+    pub async fn start_again(&self) -> anyhow::Result<SocketAddr> {
         self.container.start().await?;
-        let port = self.container.get_host_port_ipv4(5432.tcp()).await?;
-        self.port.store(port, Ordering::SeqCst);
-        self.wait_until_ready().await.map_err(anyhow::Error::msg)?;
-        Ok(port)
+        self.locate().await
     }
 
     /// Stops and removes the container.

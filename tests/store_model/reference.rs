@@ -125,7 +125,7 @@ pub enum Expected {
     InFlight { lease_expires_at: i64 },
     Created { agent: usize },
     LeaseLost,
-    // The one-step path found a record (live or dead) and wrote nothing.
+    // The one-step path found a record it does not replay and wrote nothing.
     HasRecord,
     Released,
     Reaped(u64),
@@ -197,12 +197,20 @@ impl Model {
         Expected::Acquired { lease }
     }
 
-    /// The one-step path: only a scope with no record at all creates. A
+    /// The one-step path: only a scope with no record at all creates, and
+    /// only a live completed one with the same payload replays. A
     /// dead record (abandoned or expired) is not "no record": until it is
     /// reaped or taken over by a claim, the request must go the long way.
     fn create_fresh(&mut self, scope: ScopeId, payload: Payload) -> Expected {
-        if self.records.contains_key(&scope) {
-            return Expected::HasRecord;
+        if let Some(record) = self.records.get(&scope) {
+            // A live completed key with this payload is replayed at once;
+            // anything else is left to the claim.
+            return match record.state {
+                RecordState::Completed { agent } if record.payload == payload && record.holds(self.now) => {
+                    Expected::Replay { agent }
+                }
+                _ => Expected::HasRecord,
+            };
         }
         let (org, user, key) = scope_parts(scope);
         let agent = self.create(org, user, Some(key), payload);

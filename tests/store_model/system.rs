@@ -13,7 +13,7 @@ use idemproof_service::domain::agent::{Agent, AgentSpec, CreateEnvelope, NewAgen
 use idemproof_service::http::agents::CREATE_ENDPOINT;
 use idemproof_service::store::memory::MemoryStore;
 use idemproof_service::store::postgres::PgStore;
-use idemproof_service::store::{ClaimOutcome, Lease, Store, StoreError};
+use idemproof_service::store::{ClaimOutcome, Fresh, Lease, Store, StoreError};
 use serde_json::json;
 
 use crate::reference::{self, Expected, LEASE, Model, ORGS, Op, Payload, RecordState, SCOPES, ScopeId, TTL, USERS};
@@ -134,8 +134,12 @@ impl Sut {
                     .create_agent_fresh(&scope, fingerprint(*payload), &new, now)
                     .await;
                 match (got, expected) {
-                    (Ok(Some(agent)), Expected::Created { agent: n }) => self.created(n, agent, model),
-                    (Ok(None), Expected::HasRecord) => {}
+                    (Ok(Fresh::Created(agent)), Expected::Created { agent: n }) => self.created(n, agent, model),
+                    (Ok(Fresh::Replayed(agent)), Expected::Replay { agent: n }) => {
+                        assert_eq!(agent.id, self.agent_ids[n], "agent replayed by one step on {scope:?}");
+                        assert_agent(&agent, &model.agents[n]);
+                    }
+                    (Ok(Fresh::Taken), Expected::HasRecord) => {}
                     (got, want) => panic!(
                         "one-step creation on {scope:?} with {payload:?}: store gave {got:?}, model expects {want:?}"
                     ),

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use idemproof_service::store::postgres::INSERT_AGENT_WITH_NEW_KEY;
 use serde::Serialize;
 use tokio::process::Command;
 
@@ -41,16 +42,48 @@ impl External {
     }
 }
 
-/// The keyed creation's transaction, as the service's one-step path sends
-/// it (`INSERT_AGENT_WITH_NEW_KEY`), with a new key per transaction.
-const PGBENCH_SCRIPT: &str = r#"\set k random(1, 1000000000000)
-WITH completed AS (INSERT INTO idempotency_keys (organization_id, user_id, endpoint, key, fingerprint, resource_id, created_at, expires_at) VALUES (1, 1, 'POST /api/v1/agents', 'pgbench-' || :client_id || '-' || :k, sha256('load test agent'::bytea), nextval(pg_get_serial_sequence('agents', 'id')), now(), now() + interval '24 hours') ON CONFLICT ON CONSTRAINT idempotency_keys_scope DO NOTHING RETURNING resource_id) INSERT INTO agents (id, organization_id, user_id, name, description, system_prompt, config, widget_config, agent_type, industry, auto_optimize, idempotency_key, created_at) SELECT resource_id, 1, 1, 'load test agent', NULL, NULL, '{"model": "small", "tools": ["search"]}', '{}', 'assistant', NULL, false, 'pgbench-' || :client_id || '-' || :k, now() FROM completed RETURNING *;
-"#;
+/// Literal values for the one-step statement's parameters ($1 first): an
+/// agent like the load generator's, with a new key per transaction.
+const PGBENCH_VALUES: [&str; 18] = [
+    "1",
+    "1",
+    "'load test agent'",
+    "NULL::text",
+    "NULL::text",
+    r#"'{"model": "small", "tools": ["search"]}'::jsonb"#,
+    "'{}'::jsonb",
+    "'assistant'",
+    "NULL::text",
+    "false",
+    "'pgbench-' || :client_id || '-' || :k",
+    "now()",
+    "1",
+    "1",
+    "'POST /api/v1/agents'",
+    "'pgbench-' || :client_id || '-' || :k",
+    "sha256('load test agent'::bytea)",
+    "now() + interval '24 hours'",
+];
+
+/// The keyed creation's transaction: the service's own one-step statement
+/// ([`INSERT_AGENT_WITH_NEW_KEY`]) with its parameters filled in, on one
+/// line.
+fn pgbench_script() -> String {
+    let mut sql = INSERT_AGENT_WITH_NEW_KEY
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    // From the highest number down, so `$1` never matches inside `$13`.
+    for (i, value) in PGBENCH_VALUES.iter().enumerate().rev() {
+        sql = sql.replace(&format!("${}", i + 1), value);
+    }
+    format!("\\set k random(1, 1000000000000)\n{sql};\n")
+}
 
 /// Runs pgbench with the keyed-creation transaction against `db_url`.
 pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: &Path) -> External {
     let script = dir.join("keyed-create.pgbench.sql");
-    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&script, PGBENCH_SCRIPT)) {
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&script, pgbench_script())) {
         return External::Unavailable(format!("cannot write the pgbench script: {e}"));
     }
     let args = vec![
@@ -153,7 +186,15 @@ fn parse_after(text: &str, label: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_after;
+    use super::{parse_after, pgbench_script};
+
+    #[test]
+    fn pgbench_runs_the_one_step_statement_with_every_parameter_filled() {
+        let script = pgbench_script();
+        assert!(!script.contains('$'), "a parameter left unfilled: {script}");
+        assert!(script.contains("ON CONFLICT ON CONSTRAINT idempotency_keys_scope DO NOTHING"));
+        assert_eq!(script.lines().count(), 2, "one meta-command, one statement");
+    }
 
     #[test]
     fn parses_pgbench_and_wrk_summaries() {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
 use idemproof_service::domain::agent::{Agent, NewAgent};
-use idemproof_service::store::{ClaimOutcome, Lease, Store, StoreError};
+use idemproof_service::store::{ClaimOutcome, Fresh, Lease, Store, StoreError};
 use rand::{RngExt, SeedableRng};
 
 use crate::SeededRng;
@@ -233,7 +233,7 @@ impl Store for FaultStore {
         fp: Fingerprint,
         agent: &NewAgent,
         now: Timestamp,
-    ) -> Result<Option<Agent>, StoreError> {
+    ) -> Result<Fresh<Agent>, StoreError> {
         let epoch = self.faults.before().await?;
         // The one-step write is atomic: a crash during it writes nothing,
         // as a rolled-back transaction would.

@@ -286,7 +286,7 @@ impl Deployment {
             TargetSpec::Postgres { replicas: n } => {
                 let server = postgres.context("the Postgres target needs the container")?.clone();
                 let db = server.create_database().await;
-                let proxy = DbProxy::start(server.port()).await?;
+                let proxy = DbProxy::start(server.addr()).await?;
                 let via_proxy = format!("postgres://postgres@{}/{db}", proxy.addr);
                 let mut replicas = Vec::new();
                 for _ in 0..*n {

@@ -1,10 +1,10 @@
 //! A TCP proxy between the service replicas and Postgres, so the harness
 //! can inject the network faults of `db-slow` and `db-drop` and follow the
-//! database across a container restart (its host port may change).
+//! database across a container restart (its address may change).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Fault-injecting TCP proxy to `127.0.0.1:<upstream port>`.
+/// Fault-injecting TCP proxy to the Postgres server.
 pub struct DbProxy {
     /// Where the services connect.
     pub addr: SocketAddr,
@@ -21,8 +21,8 @@ pub struct DbProxy {
 }
 
 struct Shared {
-    /// Current upstream port (changes when the container restarts).
-    upstream: AtomicU16,
+    /// Current upstream address (changes when the container restarts).
+    upstream: Mutex<SocketAddr>,
     /// Delay added to every chunk forwarded, in microseconds.
     latency_us: AtomicU64,
     /// Bumped to sever every open connection.
@@ -30,12 +30,12 @@ struct Shared {
 }
 
 impl DbProxy {
-    /// Starts forwarding to `upstream_port` on loopback.
-    pub async fn start(upstream_port: u16) -> std::io::Result<Self> {
+    /// Starts forwarding to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            upstream: AtomicU16::new(upstream_port),
+            upstream: Mutex::new(upstream),
             latency_us: AtomicU64::new(0),
             generation: watch::channel(0).0,
         });
@@ -43,9 +43,9 @@ impl DbProxy {
         Ok(Self { addr, shared, accept })
     }
 
-    /// Points new connections at another upstream port.
-    pub fn set_upstream(&self, port: u16) {
-        self.shared.upstream.store(port, Ordering::SeqCst);
+    /// Points new connections at another upstream address.
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *self.shared.upstream.lock().expect("upstream lock") = upstream;
     }
 
     /// Adds `latency` before every forwarded chunk, both ways.
@@ -79,8 +79,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     while let Ok((client, _)) = listener.accept().await {
         let shared = shared.clone();
         tokio::spawn(async move {
-            let port = shared.upstream.load(Ordering::SeqCst);
-            let Ok(server) = TcpStream::connect(("127.0.0.1", port)).await else {
+            let upstream = *shared.upstream.lock().expect("upstream lock");
+            let Ok(server) = TcpStream::connect(upstream).await else {
                 return; // dropping `client` refuses it, like a dead server
             };
             let _ = client.set_nodelay(true);

@@ -1,6 +1,7 @@
-//! The idempotency machinery, generic over the endpoint. A new key takes
-//! the one-step path: the endpoint's write and the key's completed record
-//! commit together. Any other key goes the long way: claim the scope, run
+//! The idempotency machinery, generic over the endpoint. Every key first
+//! takes the one-step path: for a new key the endpoint's write and the
+//! key's completed record commit together; a completed key is replayed
+//! without a claim. Any other key goes the long way: claim the scope, run
 //! the endpoint's create step under the claim, and turn every other state
 //! of the key into a replay, a mismatch or a wait. An endpoint adopts it by
 //! naming its scope, fingerprinting its normalised payload and passing
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 use self::release_guard::ReleaseGuard;
 use crate::clock::Clock;
 use crate::config::{InFlightMode, MismatchMode};
-use crate::store::{ChangeSignal, ClaimOutcome, Lease, Store, StoreError};
+use crate::store::{ChangeSignal, ClaimOutcome, Fresh, Lease, Store, StoreError};
 
 /// First and largest pause between polls of an in-flight key whose owner
 /// may be another process (the Postgres store cannot notify).
@@ -76,9 +77,9 @@ impl Idempotency {
         Self { store, clock, policy }
     }
 
-    /// Runs one request carrying a key. `fresh` is the one-step path for a
-    /// key with no record (see [`Store::create_agent_fresh`]; an endpoint
-    /// without one passes a closure answering `Ok(None)`); `create` does
+    /// Runs one request carrying a key. `fresh` is the one-step path (see
+    /// [`Store::create_agent_fresh`]; an endpoint without one passes a
+    /// closure answering `Ok(Fresh::Taken)`); `create` does
     /// the work under a claim and must complete it atomically with its own
     /// write (see [`Store::create_agent`]); `load` fetches the result of an
     /// earlier request by resource id for a replay.
@@ -98,7 +99,7 @@ impl Idempotency {
     where
         T: Send + 'static,
         F: FnOnce(Scope) -> FF + Send + 'static,
-        FF: Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
+        FF: Future<Output = Result<Fresh<T>, StoreError>> + Send + 'static,
         C: FnOnce(Lease) -> CF + Send + 'static,
         CF: Future<Output = Result<T, StoreError>> + Send + 'static,
         L: FnOnce(i64) -> LF + Send + 'static,
@@ -120,7 +121,7 @@ impl Idempotency {
     ) -> Result<Executed<T>, Refused>
     where
         F: FnOnce(Scope) -> FF,
-        FF: Future<Output = Result<Option<T>, StoreError>>,
+        FF: Future<Output = Result<Fresh<T>, StoreError>>,
         C: FnOnce(Lease) -> CF,
         CF: Future<Output = Result<T, StoreError>>,
         L: FnOnce(i64) -> LF,
@@ -128,8 +129,10 @@ impl Idempotency {
     {
         // A new key: one atomic write, no claim ever visible. A failure here
         // wrote nothing, so there is nothing to release.
-        if let Some(created) = fresh(scope.clone()).await? {
-            return Ok(Executed::Created(created));
+        match fresh(scope.clone()).await? {
+            Fresh::Created(created) => return Ok(Executed::Created(created)),
+            Fresh::Replayed(original) => return Ok(Executed::Replayed(original)),
+            Fresh::Taken => {}
         }
         let deadline = Instant::now() + self.policy.wait;
         let mut poll = POLL_FIRST;

@@ -13,7 +13,7 @@ use super::Strategy;
 use crate::domain::agent::{Agent, NewAgent};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::PgStore;
-use crate::store::{ChangeSignal, ClaimOutcome, Lease, Store, StoreError};
+use crate::store::{ChangeSignal, ClaimOutcome, Fresh, Lease, Store, StoreError};
 
 /// In memory, the gap between the legacy lookup and its insert stands for
 /// the database round trip that separated them in the original system.
@@ -113,8 +113,8 @@ impl Store for Replaced {
         _fp: Fingerprint,
         _agent: &NewAgent,
         _now: Timestamp,
-    ) -> Result<Option<Agent>, StoreError> {
-        Ok(None)
+    ) -> Result<Fresh<Agent>, StoreError> {
+        Ok(Fresh::Taken)
     }
 
     async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {

@@ -9,7 +9,7 @@ use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
 
 use super::Strategy;
 use crate::domain::agent::{Agent, NewAgent};
-use crate::store::{ClaimOutcome, Lease, Store, StoreError};
+use crate::store::{ClaimOutcome, Fresh, Lease, Store, StoreError};
 
 /// Resource id standing for "a cached failure" under `cache-failures`.
 const CACHED_FAILURE: i64 = -1;
@@ -94,11 +94,11 @@ impl Store for Wrapped {
         fp: Fingerprint,
         agent: &NewAgent,
         now: Timestamp,
-    ) -> Result<Option<Agent>, StoreError> {
+    ) -> Result<Fresh<Agent>, StoreError> {
         // `no-lease` commits every claim before the work: no one-step path.
         // A cached failure is replayed by the claim path.
         if self.strategy == Strategy::NoLease || self.failed().contains(scope) {
-            return Ok(None);
+            return Ok(Fresh::Taken);
         }
         let created = self
             .inner

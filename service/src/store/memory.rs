@@ -8,10 +8,12 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use idemproof_models::{Claim, ClaimTable, CompleteError, Fingerprint, LeaseToken, Scope, Terms, Timestamp};
+use idemproof_models::{
+    Claim, ClaimTable, CompleteError, Decision, Fingerprint, LeaseToken, Scope, Terms, Timestamp, decide,
+};
 use tokio::sync::oneshot;
 
-use super::{ChangeSignal, ClaimOutcome, Lease, Store, StoreError};
+use super::{ChangeSignal, ClaimOutcome, Fresh, Lease, Store, StoreError};
 use crate::domain::agent::{Agent, NewAgent};
 
 /// In-process store.
@@ -122,7 +124,7 @@ impl Store for MemoryStore {
         fingerprint: Fingerprint,
         new: &NewAgent,
         now: Timestamp,
-    ) -> Result<Option<Agent>, StoreError> {
+    ) -> Result<Fresh<Agent>, StoreError> {
         let mut created = None;
         let fresh = self.claims.create_fresh(scope, fingerprint, now, || {
             let agent = self.insert(new, now);
@@ -131,8 +133,16 @@ impl Store for MemoryStore {
             Ok::<_, std::convert::Infallible>(id)
         });
         match fresh {
-            Ok(Some(_)) => Ok(created),
-            Ok(None) => Ok(None),
+            Ok(Some(_)) => Ok(Fresh::Created(created.expect("create_fresh ran the work"))),
+            // A completed record does not change until it expires, so a
+            // second look decides as a claim would.
+            Ok(None) => match decide(self.claims.record(scope).as_ref(), &fingerprint, now) {
+                Decision::Replay(id) => Ok(self
+                    .agent(new.organization_id, id)
+                    .await?
+                    .map_or(Fresh::Taken, Fresh::Replayed)),
+                _ => Ok(Fresh::Taken),
+            },
             Err(never) => match never {},
         }
     }

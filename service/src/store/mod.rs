@@ -42,6 +42,20 @@ pub enum ClaimOutcome {
     },
 }
 
+/// What the one-step path ([`Store::create_agent_fresh`]) did.
+#[derive(Debug, PartialEq)]
+pub enum Fresh<T> {
+    /// The key had no record: `T` was created and the key completed with it.
+    Created(T),
+    /// The key is completed, live, with this payload: the resource it
+    /// points at, found without going through a claim. Nothing was written.
+    Replayed(T),
+    /// Any other record (in flight, another payload, dead, or one that
+    /// appeared meanwhile): nothing was written, and the caller goes the
+    /// long way through [`Store::claim`], which decides on it.
+    Taken,
+}
+
 /// How a waiting request learns that an in-flight key changed.
 #[derive(Debug)]
 pub enum ChangeSignal {
@@ -93,17 +107,19 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` keys that are dead at `now`; returns how many.
     async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
 
-    /// The one-step path for a new key: inserts the agent and records the
-    /// key as completed with it, atomically, if the key has no record at
-    /// all. `Ok(None)`, with nothing written, if it has one (or one
-    /// appeared meanwhile): the caller then goes through [`Store::claim`].
+    /// The one-step path for a key: inserts the agent and records the key
+    /// as completed with it, atomically, if the key has no record at all.
+    /// If the key is completed and [`idemproof_models::decide`] would
+    /// replay it, answers [`Fresh::Replayed`] with the agent (of
+    /// `agent.organization_id` only), so a replay skips the claim's
+    /// separate reads. Otherwise [`Fresh::Taken`], with nothing written.
     async fn create_agent_fresh(
         &self,
         scope: &Scope,
         fingerprint: Fingerprint,
         agent: &NewAgent,
         now: Timestamp,
-    ) -> Result<Option<Agent>, StoreError>;
+    ) -> Result<Fresh<Agent>, StoreError>;
 
     /// Inserts an agent. With a lease, the insert and the completion of the
     /// claim commit together, and only if the lease still holds

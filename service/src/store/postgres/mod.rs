@@ -5,6 +5,9 @@
 //! - a new key: one statement inserts the key already completed and the
 //!   agent with it (`INSERT ... ON CONFLICT DO NOTHING` feeding the agent
 //!   insert), so the common path costs what an unkeyed creation costs;
+//! - replay: when that statement finds the key taken, one read of the key
+//!   joined with its agent answers a completed key (two round trips, no
+//!   write); any other record goes through the claim;
 //! - claim: a plain read decides (replay, mismatch, in flight); only a free
 //!   key is written, with `INSERT ... ON CONFLICT DO UPDATE ... WHERE <row
 //!   is dead>`, so the unique scope constraint arbitrates concurrent claims;
@@ -25,7 +28,8 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{ChangeSignal, ClaimOutcome, Lease, Store, StoreError};
+pub use self::queries::INSERT_AGENT_WITH_NEW_KEY;
+use super::{ChangeSignal, ClaimOutcome, Fresh, Lease, Store, StoreError};
 use crate::domain::agent::{Agent, NewAgent};
 
 /// The schema, embedded at compile time.
@@ -179,8 +183,8 @@ impl Store for PgStore {
         fingerprint: Fingerprint,
         new: &NewAgent,
         now: Timestamp,
-    ) -> Result<Option<Agent>, StoreError> {
-        bind_agent(sqlx::query_as::<_, Agent>(queries::INSERT_AGENT_WITH_NEW_KEY), new, now)
+    ) -> Result<Fresh<Agent>, StoreError> {
+        let created = bind_agent(sqlx::query_as::<_, Agent>(queries::INSERT_AGENT_WITH_NEW_KEY), new, now)
             .bind(scope.organization_id)
             .bind(scope.user_id)
             .bind(&scope.endpoint)
@@ -189,7 +193,32 @@ impl Store for PgStore {
             .bind(now + self.terms.ttl)
             .fetch_optional(&self.pool)
             .await
-            .map_err(StoreError::unavailable)
+            .map_err(StoreError::unavailable)?;
+        if let Some(agent) = created {
+            return Ok(Fresh::Created(agent));
+        }
+        // The key has a record. A completed one is replayed from one read
+        // of the key and its agent; anything else goes through `claim`.
+        let completed: Option<queries::CompletedRow> = sqlx::query_as(queries::SELECT_COMPLETED_KEY)
+            .bind(scope.organization_id)
+            .bind(scope.user_id)
+            .bind(&scope.endpoint)
+            .bind(scope.key.as_str())
+            .bind(new.organization_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+        let Some(row) = completed else { return Ok(Fresh::Taken) };
+        let record = KeyRecord {
+            fingerprint: Fingerprint::from_slice(&row.key_fingerprint).ok_or_else(corrupt)?,
+            state: KeyState::Completed { result: row.agent.id },
+            created_at: row.key_created_at,
+            expires_at: row.key_expires_at,
+        };
+        Ok(match decide(Some(&record), &fingerprint, now) {
+            Decision::Replay(_) => Fresh::Replayed(row.agent),
+            _ => Fresh::Taken,
+        })
     }
 
     async fn create_agent(&self, new: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
@@ -252,11 +281,11 @@ impl Store for PgStore {
 }
 
 /// Binds the twelve agent columns every agent insert starts with.
-fn bind_agent<'q>(
-    query: sqlx::query::QueryAs<'q, sqlx::Postgres, Agent, sqlx::postgres::PgArguments>,
+fn bind_agent<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     new: &'q NewAgent,
     now: Timestamp,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Agent, sqlx::postgres::PgArguments> {
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     let spec = &new.spec;
     query
         .bind(new.organization_id)
@@ -273,9 +302,13 @@ fn bind_agent<'q>(
         .bind(now)
 }
 
+/// A row that breaks the schema's invariants.
+fn corrupt() -> StoreError {
+    StoreError::unavailable(std::io::Error::other("malformed idempotency_keys row"))
+}
+
 impl queries::KeyRow {
     fn into_record(self) -> Result<KeyRecord<i64>, StoreError> {
-        let corrupt = || StoreError::unavailable(std::io::Error::other("malformed idempotency_keys row"));
         let fingerprint = Fingerprint::from_slice(&self.fingerprint).ok_or_else(corrupt)?;
         let state = match (self.lease_token, self.lease_expires_at, self.resource_id) {
             (Some(token), Some(lease_expires_at), None) => KeyState::InProgress {

@@ -2,6 +2,8 @@
 
 use idemproof_models::Timestamp;
 
+use crate::domain::agent::Agent;
+
 /// A raw `idempotency_keys` row.
 #[derive(sqlx::FromRow)]
 pub(super) struct KeyRow {
@@ -11,6 +13,17 @@ pub(super) struct KeyRow {
     pub resource_id: Option<i64>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+}
+
+/// A row of [`SELECT_COMPLETED_KEY`]: an agent and the key record that
+/// points at it.
+#[derive(sqlx::FromRow)]
+pub(super) struct CompletedRow {
+    #[sqlx(flatten)]
+    pub agent: Agent,
+    pub key_fingerprint: Vec<u8>,
+    pub key_created_at: Timestamp,
+    pub key_expires_at: Timestamp,
 }
 
 /// Claims a scope: inserts an in-progress row, or overwrites the existing
@@ -73,10 +86,10 @@ RETURNING *";
 /// completed, with a fresh agent id, and the agent is inserted with that id
 /// only if the key was new. A concurrent insert of the same scope makes
 /// this statement wait for it and then do nothing. No row back means the
-/// key has a record and nothing was written. Binds $1..$12 as
-/// [`INSERT_AGENT`], then the scope (org, user, endpoint, key), the
-/// fingerprint and expires_at.
-pub(super) const INSERT_AGENT_WITH_NEW_KEY: &str = "
+/// key has a record and nothing was written (an agent id was drawn and
+/// left unused). Binds $1..$12 as [`INSERT_AGENT`], then the scope (org,
+/// user, endpoint, key), the fingerprint and expires_at.
+pub const INSERT_AGENT_WITH_NEW_KEY: &str = "
 WITH completed AS (
     INSERT INTO idempotency_keys
         (organization_id, user_id, endpoint, key, fingerprint, resource_id, created_at, expires_at)
@@ -89,6 +102,16 @@ INSERT INTO agents
      widget_config, agent_type, industry, auto_optimize, idempotency_key, created_at)
 SELECT resource_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM completed
 RETURNING *";
+
+/// A completed key's record with the agent it points at, if that agent is
+/// in organisation $5: a replay in one read. Binds: org, user, endpoint,
+/// key, the agent's org.
+pub(super) const SELECT_COMPLETED_KEY: &str = "
+SELECT a.*, k.fingerprint AS key_fingerprint,
+       k.created_at AS key_created_at, k.expires_at AS key_expires_at
+  FROM idempotency_keys k
+  JOIN agents a ON a.id = k.resource_id AND a.organization_id = $5
+ WHERE k.organization_id = $1 AND k.user_id = $2 AND k.endpoint = $3 AND k.key = $4";
 
 /// Completes a claim and inserts its agent in one statement: the CTE moves
 /// the key from "in progress under token $17" to "completed" with a fresh
