@@ -93,6 +93,7 @@ impl Tally {
                 "one-step path refused by a live record"
             }
             (Op::CreateFresh { .. }, Some(Expected::HasRecord)) => "one-step path refused by a dead record",
+            (Op::CreateFresh { .. }, Some(Expected::Replay { .. })) => "one-step replay",
             (_, Some(Expected::Replay { .. })) => "replay",
             (_, Some(Expected::Mismatch { original: Some(_) })) => "mismatch on a completed key",
             (_, Some(Expected::Mismatch { original: None })) => "mismatch on an in-flight key",
