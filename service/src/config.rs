@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// Secret used when `AUTH_SECRET` is not set. Fine for a laptop, never for
-/// a deployment: start-up logs a warning when it is in use.
+/// Secret used when `AUTH_SECRET` is not set and `--insecure-dev-secret`
+/// is given. Fine for a laptop, never for a deployment: it is published
+/// here, so anyone can mint tokens with it.
 pub const DEV_AUTH_SECRET: &str = "idemproof-dev-secret-do-not-deploy";
 
 /// All of the service's settings.
@@ -61,6 +62,74 @@ pub struct Config {
     /// Log line format (level via `RUST_LOG`).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Start without `AUTH_SECRET`, trusting the development secret
+    /// published in this source. Local use only: without this flag a
+    /// missing secret is a start-up error.
+    #[arg(long, env = "INSECURE_DEV_SECRET", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_dev_secret: bool,
+
+    /// Where `/metrics` is served (its own listener, never the API's);
+    /// unset: not served at all.
+    #[arg(long, env = "METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Time a client has to send a complete request head, counted from
+    /// when its connection opened or its previous response was sent: the
+    /// slowloris bound, and also the keep-alive idle timeout.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Duration,
+
+    /// Time a client has to send a whole request body once the service
+    /// starts reading it (408 after).
+    #[arg(long, env = "HTTP_BODY_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub http_body_timeout: Duration,
+
+    /// How long a response write may stay blocked on a client that does
+    /// not read before its connection is closed.
+    #[arg(long, env = "HTTP_WRITE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub http_write_timeout: Duration,
+
+    /// Largest request line target (path and query), in bytes (414 above).
+    #[arg(long, env = "MAX_URI_BYTES", default_value_t = 8_192)]
+    pub max_uri_bytes: usize,
+
+    /// Largest total size of the request's header lines (431 above).
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16_384)]
+    pub max_header_bytes: usize,
+
+    /// Most header lines in one request (431 above).
+    #[arg(long, env = "MAX_HEADERS", default_value_t = 100)]
+    pub max_headers: usize,
+
+    /// Open client connections served at once; a connection beyond gets a
+    /// 503 and is closed. Lowered at start-up to fit the open-file limit.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// API requests handled at once; one beyond gets 503 at once.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 1_024)]
+    pub max_in_flight: usize,
+
+    /// Requests per second each organisation may make to the API; 0: no
+    /// limit. A request over its organisation's quota gets 429.
+    #[arg(long, env = "RATE_LIMIT_PER_ORG", default_value_t = 0)]
+    pub rate_limit_per_org: u32,
+
+    /// Requests an organisation may make in one burst above its rate
+    /// (0: the same as `RATE_LIMIT_PER_ORG`).
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 0)]
+    pub rate_limit_burst: u32,
+
+    /// Largest list page, in bytes of agents; a page stops early (with a
+    /// `next_cursor`) rather than exceed it. At least one agent is sent.
+    #[arg(long, env = "LIST_PAGE_MAX_BYTES", default_value_t = 1_048_576)]
+    pub list_page_max_bytes: usize,
+
+    /// After SIGTERM: how long open requests may finish before every
+    /// connection still open is closed and the process exits.
+    #[arg(long, env = "SHUTDOWN_DRAIN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_drain_timeout: Duration,
 }
 
 /// What a duplicate request gets while the original is still running.
@@ -108,14 +177,38 @@ impl Default for Config {
             idempotency_reap_interval: Duration::from_secs(60),
             max_body_bytes: 1_048_576,
             log_format: LogFormat::Text,
+            insecure_dev_secret: false,
+            metrics_bind: None,
+            http_header_timeout: Duration::from_secs(10),
+            http_body_timeout: Duration::from_secs(20),
+            http_write_timeout: Duration::from_secs(20),
+            max_uri_bytes: 8_192,
+            max_header_bytes: 16_384,
+            max_headers: 100,
+            max_connections: 10_000,
+            max_in_flight: 1_024,
+            rate_limit_per_org: 0,
+            rate_limit_burst: 0,
+            list_page_max_bytes: 1_048_576,
+            shutdown_drain_timeout: Duration::from_secs(20),
         }
     }
 }
 
 impl Config {
-    /// The HS256 secret in force.
-    pub fn auth_secret(&self) -> &str {
-        self.auth_secret.as_deref().unwrap_or(DEV_AUTH_SECRET)
+    /// The HS256 secret in force: `AUTH_SECRET`, or the development secret
+    /// when `--insecure-dev-secret` allows it; an error otherwise.
+    pub fn auth_secret(&self) -> anyhow::Result<&str> {
+        match (&self.auth_secret, self.insecure_dev_secret) {
+            (Some(secret), _) if secret.is_empty() => anyhow::bail!("AUTH_SECRET is set but empty"),
+            (Some(secret), _) => Ok(secret),
+            (None, true) => Ok(DEV_AUTH_SECRET),
+            (None, false) => anyhow::bail!(
+                "AUTH_SECRET is not set: set it to the HS256 key of your tokens, \
+                 or pass --insecure-dev-secret (INSECURE_DEV_SECRET=1) to run locally \
+                 on the development secret published in the source"
+            ),
+        }
     }
 
     /// Lease and TTL as the stores need them.
@@ -174,6 +267,60 @@ mod tests {
         assert_eq!(c.idempotency_lease, Duration::from_secs(30));
         assert_eq!(c.idempotency_wait, Duration::from_secs(10));
         assert_eq!(c.max_body_bytes, 1_048_576);
-        assert_eq!(c.auth_secret(), DEV_AUTH_SECRET);
+        assert!(c.auth_secret().is_err(), "no secret, no start");
+        assert_eq!(c.metrics_bind, None, "metrics are off unless asked for");
+        assert_eq!(c.rate_limit_per_org, 0, "no rate limit unless asked for");
+    }
+
+    #[test]
+    fn every_default_agrees_with_clap() {
+        let parsed = Config::try_parse_from(["idemproof-service"]);
+        let clean = std::env::vars().all(|(k, _)| {
+            !(k.starts_with("HTTP_")
+                || k.starts_with("MAX_")
+                || k.starts_with("RATE_LIMIT")
+                || k.starts_with("SHUTDOWN_")
+                || k.starts_with("LIST_")
+                || k == "METRICS_BIND"
+                || k == "INSECURE_DEV_SECRET")
+        });
+        if let Ok(p) = parsed
+            && clean
+        {
+            let d = Config::default();
+            assert_eq!(p.http_header_timeout, d.http_header_timeout);
+            assert_eq!(p.http_body_timeout, d.http_body_timeout);
+            assert_eq!(p.http_write_timeout, d.http_write_timeout);
+            assert_eq!(p.max_uri_bytes, d.max_uri_bytes);
+            assert_eq!(p.max_header_bytes, d.max_header_bytes);
+            assert_eq!(p.max_headers, d.max_headers);
+            assert_eq!(p.max_connections, d.max_connections);
+            assert_eq!(p.max_in_flight, d.max_in_flight);
+            assert_eq!(p.rate_limit_per_org, d.rate_limit_per_org);
+            assert_eq!(p.rate_limit_burst, d.rate_limit_burst);
+            assert_eq!(p.list_page_max_bytes, d.list_page_max_bytes);
+            assert_eq!(p.shutdown_drain_timeout, d.shutdown_drain_timeout);
+            assert_eq!(p.metrics_bind, d.metrics_bind);
+            assert_eq!(p.insecure_dev_secret, d.insecure_dev_secret);
+        }
+    }
+
+    #[test]
+    fn the_dev_secret_needs_the_explicit_flag() {
+        let c = Config::parse_from(["idemproof-service", "--insecure-dev-secret"]);
+        assert_eq!(c.auth_secret().ok(), Some(DEV_AUTH_SECRET));
+        let c = Config::parse_from(["idemproof-service", "--insecure-dev-secret=false"]);
+        assert!(!c.insecure_dev_secret);
+        let c = Config {
+            auth_secret: Some("s3cret".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.auth_secret().ok(), Some("s3cret"));
+        let c = Config {
+            auth_secret: Some(String::new()),
+            insecure_dev_secret: true,
+            ..Config::default()
+        };
+        assert!(c.auth_secret().is_err(), "an empty secret is refused even in dev mode");
     }
 }

@@ -262,7 +262,10 @@ async fn metrics_count_outcomes_and_keyed_share(backend: Backend) {
     app.create(1, 1, None, &json!({"name": ""})).await;
     let reply = app
         .client
-        .get(format!("{}/metrics", app.base))
+        .get(format!(
+            "{}/metrics",
+            app.metrics_base.as_deref().expect("a metrics listener")
+        ))
         .send()
         .await
         .expect("metrics");

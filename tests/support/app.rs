@@ -47,6 +47,8 @@ impl Backend {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the `/metrics` listener, when configured.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     /// The store the service runs on, for direct inspection and claims.
     pub store: Arc<dyn Store>,
@@ -93,6 +95,7 @@ pub fn test_config() -> Config {
     Config {
         bind: "127.0.0.1:0".parse().expect("address"),
         auth_secret: Some(SECRET.into()),
+        metrics_bind: Some("127.0.0.1:0".parse().expect("address")),
         idempotency_wait: std::time::Duration::from_secs(5),
         ..Config::default()
     }
@@ -115,12 +118,14 @@ impl TestApp {
             .await
             .expect("build the application");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = app.metrics_address().map(|a| format!("http://{a}"));
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
         Self {
             base,
+            metrics_base,
             client: reqwest::Client::new(),
             store,
             pool,

@@ -2,3 +2,4 @@
 
 pub mod agent;
 pub mod canonical_json;
+pub mod json_numbers;

@@ -222,17 +222,18 @@ pub async fn list(State(state): State<AppState>, user: User, query: QueryParams)
                 ApiError::bad_request("invalid_cursor", "cursor must be a value returned as next_cursor")
             })?),
         };
-    let mut agents = state.store.agents(organization_id, after, limit + 1).await?;
-    let next_cursor = if agents.len() > limit as usize {
-        agents.truncate(limit as usize);
-        agents.last().map(|a| a.id.to_string())
-    } else {
-        None
-    };
+    let page = super::page::fetch(
+        state.store.as_ref(),
+        organization_id,
+        after,
+        limit,
+        state.list_page_max_bytes,
+    )
+    .await?;
     Ok(success(
         Page {
-            agents: &agents,
-            next_cursor,
+            agents: &page.agents,
+            next_cursor: page.next_cursor,
         },
         None,
     )

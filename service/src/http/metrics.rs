@@ -1,15 +1,14 @@
-//! `GET /metrics`: Prometheus text exposition of the creation outcomes and
+//! `GET /metrics` (on its own listener, `METRICS_BIND`): Prometheus text exposition of the creation outcomes and
 //! of how many creations carried a key. A handful of atomic counters; no
 //! metrics framework needed.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-
-use super::AppState;
 
 /// How a creation request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,22 +25,25 @@ pub enum Outcome {
     Invalid,
     /// 5xx: the store failed.
     Error,
+    /// 429: the organisation was over its request rate.
+    RateLimited,
 }
 
-const OUTCOMES: [(Outcome, &str); 6] = [
+const OUTCOMES: [(Outcome, &str); 7] = [
     (Outcome::Created, "created"),
     (Outcome::Replayed, "replayed"),
     (Outcome::Mismatch, "mismatch"),
     (Outcome::Conflict, "conflict"),
     (Outcome::Invalid, "invalid"),
     (Outcome::Error, "error"),
+    (Outcome::RateLimited, "rate_limited"),
 ];
 
 /// Process-wide counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Creation requests by [`Outcome`], indexed like `OUTCOMES`.
-    outcomes: [AtomicU64; 6],
+    outcomes: [AtomicU64; OUTCOMES.len()],
     /// Valid creation requests, and those of them that carried a key: the
     /// share tells how far clients have adopted keys.
     creates: AtomicU64,
@@ -104,11 +106,11 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`.
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics` (on the metrics listener only).
+pub async fn render(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
+        metrics.render(),
     )
 }
 

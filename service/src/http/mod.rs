@@ -1,12 +1,26 @@
-//! The HTTP layer: routes, shared state, extraction and errors.
+//! The HTTP layer: the connection loop, routes, shared state, the layers
+//! every request passes, extraction and errors.
+//!
+//! A request meets, in order: the connection loop's bounds (`server`:
+//! header and write timeouts, connection cap), the request-head checks
+//! (`request_head`: Host, URI and header sizes), and on the API routes the
+//! in-flight cap (`overload`) and the gate (`gate`: token, organisation,
+//! rate, then the body). `docs/operations.md` lists every limit.
 
 pub mod agents;
 pub mod error;
 pub mod extract;
+pub mod gate;
 pub mod health;
 pub mod metrics;
+pub mod overload;
+pub mod page;
+pub mod rate_limit;
+pub mod request_head;
+pub mod server;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -14,6 +28,8 @@ use axum::routing::{get, post};
 
 use self::error::ApiError;
 use self::metrics::Metrics;
+use self::rate_limit::OrgRateLimiter;
+use self::request_head::HeadLimits;
 use crate::auth::Verifier;
 use crate::clock::Clock;
 use crate::idempotency::Idempotency;
@@ -34,19 +50,44 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Body size limit, echoed in 413 responses.
     pub max_body_bytes: usize,
+    /// Time a body has to arrive once the gate starts reading it.
+    pub body_timeout: Duration,
+    /// Per-organisation request rates; `None` when off.
+    pub rate_limiter: Option<Arc<OrgRateLimiter>>,
+    /// Largest list page, in bytes of agents.
+    pub list_page_max_bytes: usize,
+    /// Request-head limits.
+    pub head_limits: HeadLimits,
+    /// API requests in flight at once.
+    pub max_in_flight: usize,
 }
 
-/// All routes. Unknown paths and methods get problem responses too.
+/// All routes of the API listener. Unknown paths and methods get problem
+/// responses too. `/metrics` is not here: it has its own listener.
 pub fn router(state: AppState) -> Router {
-    let limit = state.max_body_bytes;
-    Router::new()
+    let api = Router::new()
         .route("/api/v1/agents", post(agents::create).get(agents::list))
         .route("/api/v1/agents/{id}", get(agents::show))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), gate::admit));
+    let api = overload::limit(api, state.max_in_flight);
+    Router::new()
+        .merge(api)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/metrics", get(metrics::render))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.head_limits,
+            request_head::check,
+        ))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
+}
+
+/// The routes of the metrics listener (`METRICS_BIND`).
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .fallback(|| async { ApiError::NotFound("only /metrics is served here".into()) })
+        .with_state(metrics)
 }
