@@ -9,10 +9,14 @@
 //! ## Layout
 //!
 //! - `main.rs`: parses [`Config`], starts logging, runs [`Application`].
-//! - [`startup`]: `Application::build` (store, listener) and
-//!   `run_until_stopped` (serve, reaper, graceful shutdown).
+//! - [`startup`]: `Application::build` (store, listeners) and
+//!   `run_until_stopped` (serve, reaper, shutdown within a drain deadline).
 //! - [`config`]: every setting as an env var and a flag.
-//! - [`http`]: routes, extraction, the problem-JSON [`ApiError`], metrics.
+//! - [`http`]: the connection loop (`server`: timeouts, connection cap,
+//!   drain), the request-head checks, the in-flight cap, the gate (token,
+//!   organisation, rate limit, then the body), routes, extraction, the
+//!   problem-JSON [`ApiError`], metrics. `docs/operations.md` lists every
+//!   limit.
 //! - [`idempotency`]: the endpoint-agnostic claim / work / replay loop.
 //! - [`store`]: the [`Store`] trait; `memory` and `postgres`
 //!   implementations, Postgres migrations beside it.
