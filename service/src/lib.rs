@@ -22,6 +22,8 @@
 //!   implementations, Postgres migrations beside it.
 //! - [`domain`]: agents, payload validation and fingerprints.
 //! - [`auth`], [`clock`], [`reaper`], [`telemetry`].
+//! - [`readiness`]: a write-probe verdict with hysteresis, the prototype of
+//!   a `/readyz` that reflects whether the service can create.
 //! - `mutants` (feature `mutants` only): deliberately broken strategies
 //!   for the harness to catch.
 //!
@@ -39,6 +41,7 @@ pub mod http;
 pub mod idempotency;
 #[cfg(feature = "mutants")]
 pub mod mutants;
+pub mod readiness;
 pub mod reaper;
 pub mod startup;
 pub mod store;
