@@ -8,7 +8,9 @@
 #
 # The service runs under the usual soft open-file limit of 1024 (the hard
 # limit is left as it is: raising the soft one is the service's job).
-# HOSTILE (default 1000) and REQUESTS (default 400) size the runs.
+# HOSTILE (default 1000), REQUESTS (default 400) and MAX_SECONDS (default
+# 120, per run) size the runs; TIMEOUT (default 5) is how long a normal
+# request may take before it counts as failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,12 +18,16 @@ BIN=${1:-target/release/idemproof-service}
 if [ "$#" -eq 0 ]; then cargo build --release --locked -p idemproof-service >&2; fi
 HOSTILE=${HOSTILE:-1000}
 REQUESTS=${REQUESTS:-400}
+MAX_SECONDS=${MAX_SECONDS:-120}
+TIMEOUT=${TIMEOUT:-5}
 DRAIN=${DRAIN:-5s}
 PORT=${PORT:-18080}
+# Soft:hard open-file limit of the service (empty hard: left as it is).
+NOFILE=${NOFILE:-1024:}
 
 start() {
   AUTH_SECRET="measure-$RANDOM$RANDOM" BIND="127.0.0.1:$PORT" RUST_LOG=warn \
-    SHUTDOWN_DRAIN_TIMEOUT="$DRAIN" prlimit --nofile=1024: "$BIN" >/dev/null 2>&1 &
+    SHUTDOWN_DRAIN_TIMEOUT="$DRAIN" prlimit --nofile="$NOFILE" "$BIN" >/dev/null 2>&1 &
   PID=$!
   for _ in $(seq 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return; fi
@@ -37,7 +43,7 @@ trap stop EXIT
 for mode in none idle slowloris; do
   start
   python3 scripts/hostile_clients.py --target "127.0.0.1:$PORT" --mode "$mode" \
-    --hostile "$HOSTILE" --requests "$REQUESTS"
+    --hostile "$HOSTILE" --requests "$REQUESTS" --max-seconds "$MAX_SECONDS" --timeout "$TIMEOUT"
   stop
 done
 

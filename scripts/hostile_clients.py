@@ -16,7 +16,8 @@ sequentially; a request that gets no complete response within
 `--timeout` counts as failed and enters the percentiles at the timeout.
 Prints one JSON line: percentiles in milliseconds, failures, how many
 hostile connections were open and how often the server closed them.
-Every loop is bounded: the run stops after `--requests` requests.
+Every loop is bounded: the run stops after `--requests` requests or
+`--max-seconds`, whichever comes first.
 """
 
 import argparse
@@ -35,6 +36,7 @@ def parse_args():
     p.add_argument("--interval", type=float, default=0.025, help="seconds between normal requests")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds a normal request may take")
     p.add_argument("--drip", type=float, default=5.0, help="seconds between slowloris header lines")
+    p.add_argument("--max-seconds", type=float, default=120.0, help="stop the normal client after this long")
     return p.parse_args()
 
 
@@ -114,7 +116,10 @@ async def main():
         await asyncio.sleep(3)  # let the flood build up
     open_at_start = pressure.open
     latencies, failures = [], 0
+    deadline = time.monotonic() + args.max_seconds
     for _ in range(args.requests):
+        if time.monotonic() > deadline:
+            break
         ms, ok = await normal_request(host, port, args.timeout)
         latencies.append(ms)
         failures += 0 if ok else 1
@@ -129,7 +134,7 @@ async def main():
         "hostile": args.hostile if args.mode != "none" else 0,
         "hostile_open_at_start": open_at_start,
         "hostile_closed_by_server": pressure.closed_by_server,
-        "requests": args.requests,
+        "requests": len(latencies),
         "failed": failures,
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),

@@ -21,7 +21,8 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         slowloris_and_idle_connections_are_closed_while_others_are_served,
         an_idle_keep_alive_connection_is_closed,
         a_thousand_idle_connections_do_not_lock_a_client_out,
-        connections_over_the_cap_get_503_then_are_closed_unanswered,
+        at_the_cap_a_newcomer_replaces_the_longest_idle_connection,
+        with_every_connection_busy_newcomers_get_503_then_are_dropped,
         requests_over_the_in_flight_cap_get_503_and_probes_still_answer,
         shutdown_drains_within_its_deadline_despite_a_slow_client,
     ]
@@ -81,16 +82,61 @@ async fn a_thousand_idle_connections_do_not_lock_a_client_out(backend: Backend) 
     drop(hostile);
 }
 
-async fn connections_over_the_cap_get_503_then_are_closed_unanswered(backend: Backend) {
+async fn at_the_cap_a_newcomer_replaces_the_longest_idle_connection(backend: Backend) {
     let app = TestApp::spawn(&backend, |c| {
         crate::fast(c);
-        // Long enough for the refusals below to happen while the held
-        // connections are still open.
-        c.http_header_timeout = Duration::from_secs(5);
+        // Long enough that only eviction, not the timeout, closes them.
+        c.http_header_timeout = Duration::from_secs(30);
         c.max_connections = 2;
     })
     .await;
-    let mut held = [connect(&app.base).await, connect(&app.base).await];
+    let mut oldest = connect(&app.base).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut newer = connect(&app.base).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut newcomer = connect(&app.base).await;
+    write(&mut newcomer, &head("GET", "/healthz", &[HOST])).await;
+    let served = read_response(&mut newcomer).await.expect("served");
+    assert_eq!(served.status, 200, "{served:?}");
+    assert!(
+        closed_within(&mut oldest, IO_TIMEOUT).await,
+        "the longest idle one made room"
+    );
+    // The other idle one is still open: it answers a request.
+    write(&mut newer, &head("GET", "/healthz", &[HOST])).await;
+    assert_eq!(read_response(&mut newer).await.expect("still open").status, 200);
+}
+
+/// An authenticated creation whose body never completes: the connection
+/// is busy (in the handler) until the body timeout.
+async fn busy_connection(app: &TestApp) -> tokio::net::TcpStream {
+    let token = format!("Bearer {}", app.token(1, &[1]));
+    let mut s = connect(&app.base).await;
+    let request = head(
+        "POST",
+        "/api/v1/agents?organization_id=1",
+        &[
+            HOST,
+            ("authorization", &token),
+            ("content-type", "application/json"),
+            ("content-length", "100"),
+        ],
+    );
+    write(&mut s, &request).await;
+    write(&mut s, b"{\"name\":").await;
+    s
+}
+
+async fn with_every_connection_busy_newcomers_get_503_then_are_dropped(backend: Backend) {
+    let app = TestApp::spawn(&backend, |c| {
+        crate::fast(c);
+        c.http_header_timeout = Duration::from_secs(5);
+        c.http_body_timeout = Duration::from_secs(5);
+        c.max_connections = 2;
+    })
+    .await;
+    let mut busy = [busy_connection(&app).await, busy_connection(&app).await];
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // The next connections are answered 503 (a request is read first).
     let mut over = connect(&app.base).await;
     write(&mut over, &head("GET", "/healthz", &[HOST])).await;
@@ -112,8 +158,14 @@ async fn connections_over_the_cap_get_503_then_are_closed_unanswered(backend: Ba
         closed_within(&mut beyond, IO_TIMEOUT).await,
         "beyond the overflow, connections are dropped"
     );
-    // Once the header timeout has closed the idle ones, clients are served.
-    for s in held.iter_mut().chain(overflow.iter_mut()) {
+    // Once the busy ones time out (408), clients are served again.
+    for s in &mut busy {
+        read_response(s)
+            .await
+            .expect("a 408")
+            .assert_problem(408, "request_timeout");
+    }
+    for s in &mut overflow {
         assert!(closed_within(s, IO_TIMEOUT).await);
     }
     let served = app.send(app.client.get(format!("{}/healthz", app.base))).await;
@@ -128,24 +180,8 @@ async fn requests_over_the_in_flight_cap_get_503_and_probes_still_answer(backend
     })
     .await;
     let token = format!("Bearer {}", app.token(1, &[1]));
-    let stalled_head = head(
-        "POST",
-        "/api/v1/agents?organization_id=1",
-        &[
-            HOST,
-            ("authorization", &token),
-            ("content-type", "application/json"),
-            ("content-length", "100"),
-        ],
-    );
     // Two creations in flight, their bodies stalled half-way.
-    let mut stalled = Vec::new();
-    for _ in 0..2 {
-        let mut s = connect(&app.base).await;
-        write(&mut s, &stalled_head).await;
-        write(&mut s, b"{\"name\":").await;
-        stalled.push(s);
-    }
+    let mut stalled = [busy_connection(&app).await, busy_connection(&app).await];
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut third = connect(&app.base).await;
     write(

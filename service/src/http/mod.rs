@@ -9,6 +9,7 @@
 
 pub mod agents;
 pub mod error;
+pub mod eviction;
 pub mod extract;
 pub mod gate;
 pub mod health;

@@ -16,8 +16,10 @@
 //! - **write timeout** (`tokio-io-timeout`): a response write blocked for
 //!   that long on a client that does not read closes the connection;
 //! - **connection cap**: at most `max_connections` connections are served;
-//!   the next few get a 503 problem response and are closed, any more are
-//!   closed at once (a connection costs a file descriptor even to refuse);
+//!   at the cap a newcomer takes the place of the connection idle the
+//!   longest (`eviction`); when none is idle, the next few get a 503
+//!   problem response and are closed, any more are closed at once (a
+//!   connection costs a file descriptor even to refuse);
 //! - **head size backstop**: hyper refuses heads larger than twice the
 //!   configured header and URI limits; below that, `request_head` answers
 //!   414/431 with a problem body (hyper's own answers have no body);
@@ -33,16 +35,19 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::response::IntoResponse;
+use hyper::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_io_timeout::TimeoutStream;
+use tower::ServiceExt;
 
 use super::error::ApiError;
+use super::eviction::Registry;
 
 /// Connections beyond the cap that still get a 503 answer (the rest are
 /// closed unanswered): enough to tell well-behaved clients to back off,
@@ -52,6 +57,10 @@ pub const OVERFLOW_CONNECTIONS: usize = 64;
 /// File descriptors kept free of client connections for everything else
 /// the process opens (database pool, metrics listener, logs).
 pub const RESERVED_FDS: u64 = 128;
+
+/// How long a newcomer waits for the slot of the idle connection it
+/// evicted (the eviction itself takes a task switch).
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
 /// Pause after an accept error that is not about one connection (e.g.
 /// out of file descriptors), so the loop does not spin.
@@ -112,6 +121,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let overflow = Arc::new(Semaphore::new(OVERFLOW_CONNECTIONS));
     let graceful = GracefulShutdown::new();
+    let registry = Arc::new(Registry::default());
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
 
@@ -132,20 +142,30 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let conn = Conn {
+            builder: served.clone(),
+            router: router.clone(),
+            registry: registry.clone(),
+            watcher: graceful.watcher(),
+            settings: settings.clone(),
+        };
         if let Ok(permit) = slots.clone().try_acquire_owned() {
-            let service = TowerToHyperService::new(router.clone());
-            let conn = graceful.watch(served.serve_connection(io(stream, &settings), service));
+            connections.spawn(conn.serve(stream, permit));
+        } else if registry.evict_longest_idle() {
+            // The evicted connection frees its slot in a moment.
+            let slots = slots.clone();
             connections.spawn(async move {
-                let _ = conn.await;
-                drop(permit);
+                if let Ok(Ok(permit)) = tokio::time::timeout(EVICTION_WAIT, slots.acquire_owned()).await {
+                    conn.serve(stream, permit).await;
+                }
             });
         } else if let Ok(permit) = overflow.clone().try_acquire_owned() {
             let service = hyper::service::service_fn(|_request| async {
                 Ok::<_, std::convert::Infallible>(ApiError::Overloaded.into_response())
             });
-            let conn = graceful.watch(refused.serve_connection(io(stream, &settings), service));
+            let refusal = graceful.watch(refused.serve_connection(io(stream, &settings), service));
             connections.spawn(async move {
-                let _ = conn.await;
+                let _ = refusal.await;
                 drop(permit);
             });
         } else {
@@ -166,6 +186,49 @@ pub async fn serve(
     }
     connections.shutdown().await;
     Ok(())
+}
+
+/// What serving one connection needs.
+struct Conn {
+    builder: http1::Builder,
+    router: Router,
+    registry: Arc<Registry>,
+    watcher: Watcher,
+    settings: ServeSettings,
+}
+
+impl Conn {
+    /// Serves `stream` until it closes, shutdown drains it, or it is
+    /// evicted while idle; the slot is freed then.
+    async fn serve(self, stream: TcpStream, slot: OwnedSemaphorePermit) {
+        let Self {
+            builder,
+            router,
+            registry,
+            watcher,
+            settings,
+        } = self;
+        let tracked = registry.open();
+        let service = {
+            let (registry, tracked) = (registry.clone(), tracked.clone());
+            hyper::service::service_fn(move |request: Request<Incoming>| {
+                let busy = registry.busy(&tracked);
+                let call = router.clone().oneshot(request);
+                async move {
+                    let response = call.await;
+                    drop(busy);
+                    response
+                }
+            })
+        };
+        let conn = watcher.watch(builder.serve_connection(io(stream, &settings), service));
+        tokio::select! {
+            _ = conn => {}
+            () = tracked.eviction.notified() => {}
+        }
+        registry.close(&tracked);
+        drop(slot);
+    }
 }
 
 fn hyper_builder(settings: &ServeSettings, keep_alive: bool) -> http1::Builder {
