@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Longest any single socket operation may take before the case fails.
@@ -67,7 +67,7 @@ pub async fn write(stream: &mut TcpStream, bytes: &[u8]) {
 
 /// Reads one response (head, then a `Content-Length` body). `None` if
 /// the server closed the connection before a complete head.
-pub async fn read_response(stream: &mut TcpStream) -> Option<RawResponse> {
+pub async fn read_response(stream: &mut (impl AsyncRead + Unpin)) -> Option<RawResponse> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -125,7 +125,7 @@ pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     .is_ok()
 }
 
-async fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>) -> usize {
+async fn read_some(stream: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>) -> usize {
     let mut chunk = [0u8; 8192];
     match tokio::time::timeout(IO_TIMEOUT, stream.read(&mut chunk)).await {
         Ok(Ok(n)) => {

@@ -20,6 +20,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         oversized_targets_and_headers_get_problem_bodies,
         unparseable_heads_get_hypers_bare_400,
         an_anonymous_upload_is_refused_before_its_body_is_read,
+        a_refused_upload_still_being_sent_gets_its_answer,
         expect_100_continue_is_answered_only_after_the_token,
         a_declared_length_over_the_limit_is_refused_before_the_body,
         a_chunked_body_over_the_limit_is_413,
@@ -120,6 +121,48 @@ async fn an_anonymous_upload_is_refused_before_its_body_is_read(backend: Backend
     let garbage = exchange(&app, &post_head(Some("not-a-token"), &[("content-length", "1048576")])).await;
     garbage.assert_problem(401, "unauthorized");
     assert!(app.all_agents(1).await.is_empty());
+}
+
+async fn a_refused_upload_still_being_sent_gets_its_answer(backend: Backend) {
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    const BODY: usize = 4 << 20;
+    for token in [None, Some(app.token(1, &[2]))] {
+        let s = connect(&app.base).await;
+        let (mut reader, mut writer) = s.into_split();
+        let length = BODY.to_string();
+        let request = post_head(token.as_deref(), &[("content-length", &length)]);
+        // The client sends its whole body, as one without
+        // `Expect: 100-continue` does, while the server has answered.
+        let sending = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = writer.write_all(&request).await;
+            let chunk = vec![b' '; 65_536];
+            for _ in 0..BODY / chunk.len() {
+                if tokio::time::timeout(IO_TIMEOUT, writer.write_all(&chunk))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        // Read only once the server has long answered. (On Linux loopback
+        // an answer already delivered survives a reset, so this guards
+        // the answer itself; the lingering close that keeps the reset
+        // from overtaking an answer still in flight matters on real
+        // networks and is not observable here.)
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let reply = read_response(&mut reader)
+            .await
+            .expect("the answer arrives, not a reset");
+        let want = if token.is_some() {
+            (403, "forbidden")
+        } else {
+            (401, "unauthorized")
+        };
+        reply.assert_problem(want.0, want.1);
+        sending.abort();
+    }
 }
 
 async fn expect_100_continue_is_answered_only_after_the_token(backend: Backend) {

@@ -76,16 +76,7 @@ pub fn organization_id(params: &HashMap<String, String>, user: &User) -> Result<
 
 /// Parses a JSON body after checking its content type and size.
 pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Value, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|mime| {
-            let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-        })
-        .unwrap_or(false);
-    if !is_json {
+    if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let bytes = body.map_err(|e| match e.status() {
@@ -116,6 +107,20 @@ pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit
 fn top_field(pointer: &str) -> &'static str {
     let first = pointer.split('/').nth(1).unwrap_or_default();
     BODY_FIELDS.iter().find(|f| **f == first).copied().unwrap_or("body")
+}
+
+/// Whether the content type is JSON (`application/json` or any
+/// `application/*+json`).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
 }
 
 /// The idempotency key from the `Idempotency-Key` header and/or the body's

@@ -9,9 +9,10 @@
 //!    `100 Continue` (hyper sends it only when the body is first read);
 //! 2. `organization_id` and membership (400, 403);
 //! 3. the organisation's rate (429, see `rate_limit`);
-//! 4. a declared `Content-Length` over `MAX_BODY_BYTES` (413, before
+//! 4. a body that is not JSON by its content type (415);
+//! 5. a declared `Content-Length` over `MAX_BODY_BYTES` (413, before
 //!    reading anything);
-//! 5. the body itself, at most `MAX_BODY_BYTES` (413 for a chunked body
+//! 6. the body itself, at most `MAX_BODY_BYTES` (413 for a chunked body
 //!    that grows past it) within `HTTP_BODY_TIMEOUT` (408).
 //!
 //! The handlers then find the body already in memory and the [`User`] in
@@ -28,7 +29,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use super::AppState;
 use super::agents::CREATE_ENDPOINT;
 use super::error::ApiError;
-use super::extract::{bearer_user, organization_id, params};
+use super::extract::{bearer_user, is_json, organization_id, params};
 use super::metrics::Outcome;
 
 /// The middleware (`axum::middleware::from_fn_with_state`).
@@ -60,6 +61,11 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
             organization_id,
             retry_after_secs: whole_seconds(wait),
         })?;
+    }
+    // Every body the API takes is JSON: anything else is refused before
+    // it is read (and before its size is, as the handlers always did).
+    if !body.is_end_stream() && !is_json(&parts.headers) {
+        return Err(ApiError::UnsupportedMediaType);
     }
     parts.extensions.insert(user);
     let body = read_body(body, state.max_body_bytes, state.body_timeout).await?;
