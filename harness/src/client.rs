@@ -19,6 +19,11 @@ pub struct ApiClient {
     tokens: Mutex<HashMap<(i64, i64), String>>,
 }
 
+/// The user the harness reads as: any member of an organisation may read
+/// it, and the service accepts only canonical positive user ids (never 0),
+/// so the largest one, which no scenario uses.
+const READER: i64 = i64::MAX;
+
 impl ApiClient {
     /// A client minting tokens with `secret`.
     pub fn new(secret: &str) -> anyhow::Result<Self> {
@@ -91,7 +96,7 @@ impl ApiClient {
             let response = self
                 .http
                 .get(format!("{base}/api/v1/agents/{id}?organization_id={org}"))
-                .bearer_auth(self.token(0, org))
+                .bearer_auth(self.token(READER, org))
                 .send()
                 .await?;
             if response.status().is_success() {
@@ -112,7 +117,7 @@ impl ApiClient {
                 .get(format!(
                     "{base}/api/v1/agents?organization_id={org}&limit=500&cursor={cursor}"
                 ))
-                .bearer_auth(self.token(0, org))
+                .bearer_auth(self.token(READER, org))
                 .send()
                 .await?
                 .error_for_status()?;

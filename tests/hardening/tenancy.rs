@@ -50,6 +50,18 @@ async fn an_organisation_over_its_rate_gets_429_and_others_are_served(backend: B
     if let Some(keys) = app.rows("idempotency_keys").await {
         assert_eq!(keys, 0, "the limited request claimed its key");
     }
+    let metrics = app.metrics_base.as_deref().expect("a metrics listener");
+    let text = app
+        .client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let line = "idemproof_create_requests_total{outcome=\"rate_limited\"} 1";
+    assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
 }
 
 async fn there_is_no_rate_limit_by_default(backend: Backend) {
