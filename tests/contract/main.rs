@@ -9,6 +9,7 @@
 mod bad_input;
 mod concurrency;
 mod creation;
+mod deployments;
 mod lifecycle;
 mod postgres_only;
 mod reads;
@@ -17,6 +18,7 @@ fn main() -> std::process::ExitCode {
     let mut cases = Vec::new();
     cases.extend(creation::cases());
     cases.extend(concurrency::cases());
+    cases.extend(deployments::cases());
     cases.extend(bad_input::cases());
     cases.extend(lifecycle::cases());
     cases.extend(reads::cases());

@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 pub use self::fault_store::FaultState;
 pub use self::proxy::DbProxy;
 pub use self::replica::ProcessReplica;
+use crate::check::ScopeKey;
 use crate::postgres::PgServer;
 
 /// Which service to attack.
@@ -217,10 +218,10 @@ pub struct StoreView {
     /// it is missing), serialised as the API would.
     pub acknowledged: HashMap<i64, Option<Value>>,
     /// `(org, user, key)` holding more than one agent, with the count.
-    pub duplicates: Vec<((i64, i64, String), usize)>,
+    pub duplicates: Vec<(ScopeKey, usize)>,
     /// Scopes still in progress with a lease beyond the check time, when
     /// the store can be read directly (`None`: use the probes instead).
-    pub in_progress: Option<Vec<(i64, i64, String)>>,
+    pub in_progress: Option<Vec<ScopeKey>>,
 }
 
 /// A running system under test.
@@ -446,7 +447,7 @@ impl Deployment {
                 .fetch_all(pool)
                 .await?;
                 view.duplicates = dups.into_iter().map(|(o, u, k, n)| ((o, u, k), n as usize)).collect();
-                let stuck: Vec<(i64, i64, String)> = sqlx::query_as(
+                let stuck: Vec<ScopeKey> = sqlx::query_as(
                     "SELECT organization_id, user_id, key FROM idempotency_keys
                       WHERE lease_token IS NOT NULL AND lease_expires_at > now()",
                 )
@@ -508,8 +509,8 @@ fn agent_json(agent: &Agent) -> Value {
     serde_json::to_value(agent).unwrap_or(Value::Null)
 }
 
-fn count_duplicates(agents: &[Value]) -> Vec<((i64, i64, String), usize)> {
-    let mut counts: HashMap<(i64, i64, String), usize> = HashMap::new();
+fn count_duplicates(agents: &[Value]) -> Vec<(ScopeKey, usize)> {
+    let mut counts: HashMap<ScopeKey, usize> = HashMap::new();
     for a in agents {
         if let (Some(org), Some(user), Some(key)) = (
             a["organization_id"].as_i64(),

@@ -137,5 +137,10 @@ mod tests {
         assert!(text.contains("idemproof_create_requests_total{outcome=\"replayed\"} 2\n"));
         assert!(text.contains("idemproof_create_requests_total{outcome=\"error\"} 0\n"));
         assert!(text.contains("idemproof_keyed_create_share 0.75\n"));
+        let labels = text
+            .lines()
+            .filter(|l| l.starts_with("idemproof_create_requests_total{"))
+            .count();
+        assert_eq!(labels, Outcome::value_variants().len(), "one line per outcome:\n{text}");
     }
 }
