@@ -1,4 +1,4 @@
-//! Two requests with a new key take the one-step path at once
+//! Two requests for a key with no record take the one-step path at once
 //! (`ClaimTable::create_one_step`): exactly one stores its result, the other
 //! gets `None` and its work never runs. The same race is then run over a
 //! deliberately broken one-step path that looks for a record under one

@@ -174,7 +174,7 @@ pub struct OneStep {
     pub worked: bool,
 }
 
-/// The one-step path for a new key, as the in-memory store calls it: work
+/// The one-step path for a key with no record, as the in-memory store calls it: work
 /// that produces `result`, stored as the key's completed outcome at `now`.
 pub fn create_one_step(
     table: &ClaimTable<u32>,

@@ -20,8 +20,6 @@ use crate::idempotency::Executed;
 /// The idempotency scope's endpoint part for agent creation.
 pub const CREATE_ENDPOINT: &str = "POST /api/v1/agents";
 
-pub use super::creation::REPLAYED_HEADER;
-
 const NAMED: Named = Named {
     field: "agent",
     created: "Agent created successfully",

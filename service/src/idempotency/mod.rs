@@ -167,3 +167,85 @@ async fn replay<R: Resource>(resources: &dyn Resources<R>, scope: &Scope, id: i6
         None => Err(Refused::Store(StoreError::Dangling(id))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use idemproof_models::{Fingerprint, IdempotencyKey, LeaseToken, Scope, Terms};
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::agent::{Agent, CreateEnvelope, NewAgent};
+    use crate::store::memory::MemoryStore;
+
+    /// A memory store whose key `k` holds an abandoned claim, and a
+    /// request for it: the one-step path refuses (there is a record), so
+    /// `begin` takes the key over and hands the claim to the caller.
+    async fn claimed() -> (Arc<MemoryStore>, Scope, Claim, NewAgent) {
+        let memory = Arc::new(MemoryStore::new(Terms::default()));
+        let clock = Arc::new(ManualClock::new());
+        let stores = memory.stores();
+        let spec = CreateEnvelope::from_json(&json!({"name": "Bot"})).expect("valid").spec;
+        let scope = Scope {
+            organization_id: 1,
+            user_id: 1,
+            endpoint: "POST /things".into(),
+            key: IdempotencyKey::parse("k").expect("key"),
+        };
+        let fingerprint: Fingerprint = spec.fingerprint();
+        let dead = stores
+            .keys
+            .claim(&scope, fingerprint, LeaseToken::random(), clock.now())
+            .await
+            .expect("claim");
+        assert!(matches!(dead, ClaimOutcome::Acquired));
+        clock.advance(std::time::Duration::from_secs(31));
+        let policy = Policy {
+            wait: Duration::from_secs(1),
+            in_flight: InFlightMode::Reject,
+            mismatch: MismatchMode::Reject,
+        };
+        let machinery = Idempotency::new(stores.keys.clone(), clock, policy);
+        let new = NewAgent {
+            organization_id: 1,
+            user_id: 1,
+            idempotency_key: Some("k".into()),
+            spec,
+        };
+        let Ok(Begun::Claimed(claim)) = machinery.begin(&*stores.agents, &scope, fingerprint, &new).await else {
+            panic!("the abandoned claim is taken over");
+        };
+        assert_eq!(claim.lease().scope, scope);
+        (memory, scope, claim, new)
+    }
+
+    #[tokio::test]
+    async fn a_claim_completes_with_its_resource() {
+        let (memory, scope, claim, new) = claimed().await;
+        let agent = claim.complete(&*memory.stores().agents, &new).await.expect("complete");
+        let record = memory.claims().record(&scope).expect("a record");
+        assert_eq!(record.state, idemproof_models::KeyState::Completed { result: agent.id });
+        assert_eq!(memory.table::<Agent>().all(), [agent]);
+    }
+
+    #[tokio::test]
+    async fn a_claim_released_or_dropped_frees_the_key_at_once() {
+        let (memory, scope, claim, _) = claimed().await;
+        claim.release().await;
+        assert!(memory.claims().record(&scope).is_none(), "released");
+
+        let (memory, scope, claim, _) = claimed().await;
+        drop(claim);
+        // The release runs as a task of its own: let it.
+        for _ in 0..100 {
+            if memory.claims().record(&scope).is_none() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(memory.claims().record(&scope).is_none(), "released on drop");
+        assert!(memory.table::<Agent>().all().is_empty(), "nothing created");
+    }
+}

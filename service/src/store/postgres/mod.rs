@@ -150,7 +150,7 @@ impl KeyStore for PgStore {
         // from a plain read. Only a key that `decide` finds free is written,
         // because even a no-op `ON CONFLICT DO UPDATE` locks the row, and a
         // row lock costs a transaction id and a WAL flush at commit.
-        let fresh = KeyRecord::<i64>::claimed(fingerprint, token, now, self.terms);
+        let record = KeyRecord::<i64>::claimed(fingerprint, token, now, self.terms);
         for _ in 0..CLAIM_ATTEMPTS {
             let existing = self.record(scope).await?;
             match decide(existing.as_ref(), &fingerprint, now) {
@@ -172,8 +172,8 @@ impl KeyStore for PgStore {
                 .bind(&fingerprint.0[..])
                 .bind(token.0)
                 .bind(now + self.terms.lease)
-                .bind(fresh.created_at)
-                .bind(fresh.expires_at)
+                .bind(record.created_at)
+                .bind(record.expires_at)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(StoreError::unavailable)?;
