@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use idemproof_service::config::{DEV_AUTH_SECRET, InFlightMode, MismatchMode};
+use idemproof_service::config::DEV_AUTH_SECRET;
+use idemproof_service::idempotency::{InFlightMode, MismatchMode};
 use idemproof_service::mutants::Strategy;
 
 use crate::mutants;

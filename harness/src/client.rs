@@ -38,6 +38,12 @@ impl ApiClient {
         })
     }
 
+    /// The underlying HTTP client (one connection pool), for callers that
+    /// build their own requests.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     fn token(&self, user: i64, org: i64) -> String {
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         tokens
@@ -109,28 +115,34 @@ impl ApiClient {
 
     /// Every agent of `org`, following cursors (at most 200 pages).
     pub async fn list_agents(&self, base: &str, org: i64) -> anyhow::Result<Vec<Value>> {
+        self.list_all(base, org, &format!("/api/v1/agents?organization_id={org}"), "agents")
+            .await
+    }
+
+    /// Every item of the collection at `path` (a list endpoint of `org`,
+    /// query string included) whose pages hold it in `data.<field>`,
+    /// following cursors (at most 200 pages).
+    pub async fn list_all(&self, base: &str, org: i64, path: &str, field: &str) -> anyhow::Result<Vec<Value>> {
         let mut all = Vec::new();
         let mut cursor = String::new();
         for _ in 0..200 {
             let response = self
                 .http
-                .get(format!(
-                    "{base}/api/v1/agents?organization_id={org}&limit=500&cursor={cursor}"
-                ))
+                .get(format!("{base}{path}&limit=500&cursor={cursor}"))
                 .bearer_auth(self.token(READER, org))
                 .send()
                 .await?
                 .error_for_status()?;
             let body: Value = response.json().await?;
-            if let Some(agents) = body.pointer("/data/agents").and_then(Value::as_array) {
-                all.extend(agents.iter().cloned());
+            if let Some(items) = body.pointer(&format!("/data/{field}")).and_then(Value::as_array) {
+                all.extend(items.iter().cloned());
             }
             match body.pointer("/data/next_cursor").and_then(Value::as_str) {
                 Some(next) => cursor = next.to_owned(),
                 None => return Ok(all),
             }
         }
-        anyhow::bail!("more than 100 000 agents in organization {org}")
+        anyhow::bail!("more than 100 000 {field} at {path}")
     }
 }
 

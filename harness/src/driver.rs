@@ -11,6 +11,7 @@ use indicatif::ProgressBar;
 use tokio::sync::Barrier;
 use tokio::time::Instant;
 
+use crate::check::ScopeKey;
 use crate::client::ApiClient;
 use crate::history::{Event, FaultRecord, History, Phase, RetryPolicy, Submission, micros};
 use crate::target::{Deployment, Fault};
@@ -202,7 +203,7 @@ pub async fn probe(
     client: &Arc<ApiClient>,
     timeout: Duration,
 ) -> Vec<Event> {
-    let mut firsts: BTreeMap<(i64, i64, String), usize> = BTreeMap::new();
+    let mut firsts: BTreeMap<ScopeKey, usize> = BTreeMap::new();
     for (i, s) in history.submissions.iter().enumerate() {
         if let Some(key) = &s.key
             && history.events.iter().any(|e| e.submission == i)

@@ -68,7 +68,7 @@ pub async fn run(
 ) -> anyhow::Result<MutantsReport> {
     let mut rows = Vec::new();
     let mut runs = Vec::new();
-    let strategies = std::iter::once(Strategy::Correct).chain(Strategy::BROKEN);
+    let strategies = std::iter::once(Strategy::Correct).chain(Strategy::broken());
     for strategy in strategies {
         for target in targets {
             if target.needs_postgres() && !strategy.has_postgres_form() {

@@ -11,13 +11,13 @@ use idemproof_service::{Application, Config};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cases;
 use crate::raw::{connect, head, read_response, write};
-use crate::support::app::{Backend, SECRET, TestApp};
-use crate::support::runner::{Backends, Case};
+use idemproof_testkit::app::{Backend, SECRET, TestApp};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
-    cases![Backends::Both =>
+    cases![Backends::Stores =>
         no_secret_no_start_unless_the_dev_flag_is_given,
         a_token_before_its_nbf_is_refused,
         non_canonical_user_ids_are_refused,
@@ -31,15 +31,15 @@ async fn no_secret_no_start_unless_the_dev_flag_is_given(backend: Backend) {
         bind: "127.0.0.1:0".parse().expect("address"),
         ..Config::default()
     };
-    let (store, _pool) = backend.store(&config).await;
-    let refused = Application::build_with(config.clone(), store.clone(), Arc::new(ManualClock::new())).await;
+    let stores = backend.fixture(&config).await.stores;
+    let refused = Application::build_with(config.clone(), stores.clone(), Arc::new(ManualClock::new())).await;
     let why = refused.err().expect("no AUTH_SECRET: no start").to_string();
     assert!(why.contains("AUTH_SECRET"), "{why}");
     let dev = Config {
         insecure_dev_secret: true,
         ..config
     };
-    let app = Application::build_with(dev, store, Arc::new(ManualClock::new())).await;
+    let app = Application::build_with(dev, stores, Arc::new(ManualClock::new())).await;
     assert!(app.is_ok(), "the explicit development flag starts it");
 }
 
@@ -53,7 +53,7 @@ fn claims(sub: &str, nbf: Option<i64>) -> Claims {
     }
 }
 
-async fn create_with(app: &TestApp, token: &str) -> crate::support::app::Reply {
+async fn create_with(app: &TestApp, token: &str) -> idemproof_testkit::app::Reply {
     app.send(
         app.client
             .post(format!("{}/api/v1/agents?organization_id=1", app.base))
@@ -149,8 +149,8 @@ async fn metrics_are_served_only_on_their_own_listener(backend: Backend) {
         auth_secret: Some(SECRET.into()),
         ..Config::default()
     };
-    let store = Arc::new(MemoryStore::new(config.terms()));
-    let default = Application::build_with(config, store, Arc::new(ManualClock::new()))
+    let stores = Arc::new(MemoryStore::new(config.terms())).stores();
+    let default = Application::build_with(config, stores, Arc::new(ManualClock::new()))
         .await
         .expect("build");
     assert_eq!(default.metrics_address(), None);

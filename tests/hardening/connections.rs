@@ -11,13 +11,13 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use crate::cases;
 use crate::raw::{self, IO_TIMEOUT, closed_within, connect, head, read_response, write};
-use crate::support::app::{Backend, TestApp, test_config};
-use crate::support::runner::{Backends, Case};
+use idemproof_testkit::app::{Backend, TestApp, test_config};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
-    cases![Backends::Both =>
+    cases![Backends::Stores =>
         slowloris_and_idle_connections_are_closed_while_others_are_served,
         an_idle_keep_alive_connection_is_closed,
         a_thousand_idle_connections_do_not_lock_a_client_out,
@@ -219,21 +219,18 @@ async fn shutdown_drains_within_its_deadline_despite_a_slow_client(backend: Back
     // Longer than the drain deadline: the slow client would outlast it.
     config.http_header_timeout = Duration::from_secs(60);
     config.http_body_timeout = Duration::from_secs(60);
-    let (store, _pool) = backend.store(&config).await;
-    let app = Application::build_with(config.clone(), store, Arc::new(ManualClock::new()))
+    let fixture = backend.fixture(&config).await;
+    let running = Application::build_with(config.clone(), fixture.stores, Arc::new(ManualClock::new()))
         .await
-        .expect("build");
-    let base = format!("http://{}", app.address());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+        .expect("build")
+        .spawn();
+    let base = running.url.clone();
     // One slowloris head, and one request whose body never finishes.
     let mut slow_head = connect(&base).await;
     write(&mut slow_head, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").await;
     let token = format!(
         "Bearer {}",
-        idemproof_service::auth::mint(crate::support::app::SECRET, 1, &[1], 60).expect("mint")
+        idemproof_service::auth::mint(idemproof_testkit::app::SECRET, 1, &[1], 60).expect("mint")
     );
     let mut slow_body = connect(&base).await;
     write(
@@ -252,12 +249,11 @@ async fn shutdown_drains_within_its_deadline_despite_a_slow_client(backend: Back
     .await;
     write(&mut slow_body, b"{").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = stop.send(());
     // Bounded by the drain deadline, not by the clients: generous bound,
     // far below the 60 s the clients would otherwise hold on.
-    let finished = tokio::time::timeout(config.shutdown_drain_timeout * 5, running).await;
+    let finished = tokio::time::timeout(config.shutdown_drain_timeout * 5, running.stop()).await;
     assert!(
-        matches!(finished, Ok(Ok(Ok(())))),
+        matches!(finished, Ok(Ok(()))),
         "run_until_stopped did not return after its drain deadline"
     );
     assert!(closed_within(&mut slow_head, IO_TIMEOUT).await);

@@ -5,10 +5,12 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cases;
-use crate::support::app::{Backend, TestApp};
-use crate::support::runner::{Backends, Case};
 use idemproof_service::domain::agent::{MAX_CONFIG_BYTES, MAX_SYSTEM_PROMPT_CHARS, MAX_WIDGET_CONFIG_BYTES};
+use idemproof_service::domain::deployment::MAX_SETTINGS_BYTES;
+use idemproof_service::store::PageBound;
+use idemproof_testkit::app::{Backend, TestApp};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::Both =>
@@ -16,11 +18,14 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         numbers_come_back_as_sent_or_are_refused,
         field_sizes_are_bounded,
         list_pages_are_bounded_in_bytes,
+        deployment_settings_refuse_nul_sizes_and_inexact_numbers,
+        deployment_list_pages_are_bounded_in_bytes,
+        the_store_stops_reading_at_the_byte_bound,
     ]
 }
 
 /// POSTs raw JSON text (so numbers keep the exact spelling given).
-async fn post_text(app: &TestApp, key: Option<&str>, body: &str) -> crate::support::app::Reply {
+async fn post_text(app: &TestApp, key: Option<&str>, body: &str) -> idemproof_testkit::app::Reply {
     let mut request = app
         .client
         .post(format!("{}/api/v1/agents?organization_id=1", app.base))
@@ -164,6 +169,31 @@ async fn field_sizes_are_bounded(backend: Backend) {
     assert_eq!(app.create(1, 1, None, &at_limits).await.status, StatusCode::CREATED);
 }
 
+/// Follows `path`'s pages (`field` holds the items) with `token`,
+/// checking each page against `budget`; every id, in order, and the
+/// number of pages.
+async fn read_pages(app: &TestApp, path: &str, field: &str, budget: usize) -> (Vec<i64>, usize) {
+    let token = app.token(1, &[1]);
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), String::new(), 0);
+    // Bounded: at most one page per resource, plus the last.
+    for _ in 0..=64 {
+        let url = format!("{}{path}&limit=500&cursor={cursor}", app.base);
+        let reply = app.send(app.client.get(url).bearer_auth(&token)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let items = reply.body["data"][field].as_array().cloned().unwrap_or_default();
+        let bytes: usize = items.iter().map(|a| a.to_string().len() + 1).sum();
+        assert!(!items.is_empty());
+        assert!(items.len() == 1 || bytes <= budget, "page of {bytes} bytes");
+        seen.extend(items.iter().map(|a| a["id"].as_i64().expect("id")));
+        pages += 1;
+        match reply.body["data"]["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return (seen, pages),
+        }
+    }
+    panic!("{path}: more pages than resources");
+}
+
 async fn list_pages_are_bounded_in_bytes(backend: Backend) {
     const BUDGET: usize = 8_192;
     let app = TestApp::spawn(&backend, |c| c.list_page_max_bytes = BUDGET).await;
@@ -185,23 +215,116 @@ async fn list_pages_are_bounded_in_bytes(backend: Backend) {
         )
         .await;
     ids.push(huge.agent_id());
-    let token = app.token(1, &[1]);
-    let (mut seen, mut cursor, mut pages) = (Vec::new(), String::new(), 0);
-    loop {
-        let url = format!("{}/api/v1/agents?organization_id=1&limit=500&cursor={cursor}", app.base);
-        let reply = app.send(app.client.get(url).bearer_auth(&token)).await;
-        assert_eq!(reply.status, StatusCode::OK);
-        let agents = reply.body["data"]["agents"].as_array().cloned().unwrap_or_default();
-        let bytes: usize = agents.iter().map(|a| a.to_string().len() + 1).sum();
-        assert!(!agents.is_empty());
-        assert!(agents.len() == 1 || bytes <= BUDGET, "page of {bytes} bytes");
-        seen.extend(agents.iter().map(|a| a["id"].as_i64().expect("id")));
-        pages += 1;
-        match reply.body["data"]["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => break,
-        }
-    }
+    let (seen, pages) = read_pages(&app, "/api/v1/agents?organization_id=1", "agents", BUDGET).await;
     assert_eq!(seen, ids, "every agent exactly once, in order");
     assert!(pages > 2, "the budget split the list");
+}
+
+async fn deployment_settings_refuse_nul_sizes_and_inexact_numbers(backend: Backend) {
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    let agent = app.create(1, 1, None, &json!({"name": "a"})).await.agent_id();
+    let keys_before = app.rows("idempotency_keys").await;
+    let path = format!("{}/api/v1/agents/{agent}/deployments?organization_id=1", app.base);
+    let post = |body: String, key: &str| {
+        app.client
+            .post(&path)
+            .bearer_auth(app.token(1, &[1]))
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("\"{key}\""))
+            .body(body)
+    };
+    let fill = |bytes: usize| format!(r#"{{"k": "{}"}}"#, "v".repeat(bytes - r#"{"k":""}"#.len()));
+    let refused = [
+        r#"{"channel": "web", "settings": {"k": "\u0000"}}"#.to_owned(),
+        r#"{"channel": "web", "settings": {"k\u0000": 1}}"#.to_owned(),
+        r#"{"channel": "web", "settings": {"a": [{"b": "x\u0000"}]}}"#.to_owned(),
+        format!(r#"{{"channel": "web", "settings": {}}}"#, fill(MAX_SETTINGS_BYTES + 1)),
+        r#"{"channel": "web", "settings": {"n": 18446744073709551616}}"#.to_owned(),
+        r#"{"channel": "web", "settings": {"n": 1e-400}}"#.to_owned(),
+    ];
+    for body in &refused {
+        let reply = app.send(post(body.clone(), "refused")).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {reply:?}");
+        assert_eq!(reply.code(), "validation_failed");
+        assert_eq!(reply.body["errors"][0]["field"], "settings", "{body}");
+    }
+    // A NUL in the channel names no channel.
+    let reply = app
+        .send(post(r#"{"channel": "web\u0000"}"#.to_owned(), "refused"))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.body["errors"][0]["field"], "channel");
+    assert!(app.all_deployments(1, agent).await.is_empty());
+    assert_eq!(
+        app.rows("idempotency_keys").await,
+        keys_before,
+        "a refused request claimed its key"
+    );
+    // At the bound, and with the largest 64-bit integer, it is stored as sent.
+    let at_bound = format!(r#"{{"channel": "web", "settings": {}}}"#, fill(MAX_SETTINGS_BYTES));
+    assert_eq!(app.send(post(at_bound, "refused")).await.status, StatusCode::CREATED);
+    let exact = app
+        .send(post(
+            r#"{"channel": "api", "settings": {"n": 18446744073709551615}}"#.to_owned(),
+            "exact",
+        ))
+        .await;
+    assert_eq!(exact.status, StatusCode::CREATED, "{exact:?}");
+    let listed = app.all_deployments(1, agent).await;
+    let stored = listed
+        .iter()
+        .find(|d| d["channel"] == "api")
+        .expect("the exact deployment");
+    assert_eq!(stored["settings"]["n"].to_string(), "18446744073709551615");
+}
+
+async fn deployment_list_pages_are_bounded_in_bytes(backend: Backend) {
+    const BUDGET: usize = 4_096;
+    let app = TestApp::spawn(&backend, |c| c.list_page_max_bytes = BUDGET).await;
+    let agent = app.create(1, 1, None, &json!({"name": "a"})).await.agent_id();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let settings = json!({"blob": "s".repeat(700 + 100 * i)});
+        let reply = app
+            .deploy(1, 1, agent, None, &json!({"channel": "web", "settings": settings}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        ids.push(reply.deployment_id());
+    }
+    let path = format!("/api/v1/agents/{agent}/deployments?organization_id=1");
+    let (seen, pages) = read_pages(&app, &path, "deployments", BUDGET).await;
+    assert_eq!(seen, ids, "every deployment exactly once, in order");
+    assert!(pages > 2, "the budget split the list");
+}
+
+/// The bound is the store's, not only the handler's: a listing asked for
+/// 500 rows within a few kilobytes gets back (from Postgres: over the
+/// wire) only the rows that fit, and knows that more follow.
+async fn the_store_stops_reading_at_the_byte_bound(backend: Backend) {
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    let prompt = "p".repeat(2_000);
+    for i in 0..8 {
+        app.create(1, 1, None, &json!({"name": format!("a{i}"), "system_prompt": prompt}))
+            .await;
+    }
+    let list = |rows, bytes| app.stores.agents.list(1, None, None, PageBound { rows, bytes });
+    let everything = list(500, usize::MAX).await.expect("list");
+    assert_eq!((everything.items.len(), everything.more), (8, false));
+    let one_size = serde_json::to_string(&everything.items[0]).expect("json").len() + 1;
+    let fitting = list(500, 3 * one_size).await.expect("list");
+    assert!(
+        (2..=3).contains(&fitting.items.len()) && fitting.more,
+        "{} rows within three rows' bytes (more: {})",
+        fitting.items.len(),
+        fitting.more
+    );
+    assert_eq!(fitting.items[..], everything.items[..fitting.items.len()]);
+    let first = list(500, 1).await.expect("list");
+    assert_eq!((first.items.len(), first.more), (1, true), "the first row always comes");
+    let by_rows = list(8, usize::MAX).await.expect("list");
+    assert_eq!(
+        (by_rows.items.len(), by_rows.more),
+        (8, false),
+        "exactly the rows there are"
+    );
 }

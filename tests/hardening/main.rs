@@ -8,9 +8,6 @@
 //!
 //! `cargo test --test hardening -- memory::` runs the in-memory half.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod auth;
 mod connections;
 mod input;
@@ -37,5 +34,5 @@ fn main() -> std::process::ExitCode {
     cases.extend(auth::cases());
     cases.extend(input::cases());
     cases.extend(tenancy::cases());
-    support::runner::run(cases)
+    idemproof_testkit::runner::run(cases)
 }

@@ -9,13 +9,13 @@ use idemproof_service::http::server::{self, ServeSettings};
 use reqwest::StatusCode;
 use tokio::io::AsyncReadExt;
 
-use crate::cases;
 use crate::raw::{IO_TIMEOUT, RawResponse, closed_within, connect, head, read_response, write};
-use crate::support::app::{Backend, TestApp};
-use crate::support::runner::{Backends, Case};
+use idemproof_testkit::app::{Backend, TestApp};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
-    cases![Backends::Both =>
+    cases![Backends::Stores =>
         http11_needs_exactly_one_valid_host,
         oversized_targets_and_headers_get_problem_bodies,
         unparseable_heads_get_hypers_bare_400,
@@ -26,6 +26,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         a_chunked_body_over_the_limit_is_413,
         a_stalled_body_gets_408,
         a_client_that_stops_reading_is_cut_off,
+        every_api_route_is_behind_the_gate,
     ]
 }
 
@@ -272,4 +273,56 @@ async fn a_client_that_stops_reading_is_cut_off(_backend: Backend) {
     );
     let _ = stop.send(());
     let _ = tokio::time::timeout(IO_TIMEOUT, serving).await;
+}
+
+/// Every route under `/api/v1`, the deployments' too, is behind the
+/// gate: the token, then the organisation, then (for a creation) the
+/// content type and the declared length, all answered before a byte of
+/// the body is read or the handler (which looks the agent up) runs.
+async fn every_api_route_is_behind_the_gate(backend: Backend) {
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    let token = format!("Bearer {}", app.token(1, &[1]));
+    let routes = [
+        ("POST", "/api/v1/agents"),
+        ("GET", "/api/v1/agents"),
+        ("GET", "/api/v1/agents/1"),
+        ("POST", "/api/v1/agents/1/deployments"),
+        ("GET", "/api/v1/agents/1/deployments"),
+        ("GET", "/api/v1/agents/1/deployments/1"),
+    ];
+    let over = (app.config.max_body_bytes + 1).to_string();
+    for (method, path) in routes {
+        let in_org = format!("{path}?organization_id=1");
+        // A body announced and never sent: each answer comes without it.
+        let body = [("content-type", "application/json"), ("content-length", "1048576")];
+        let anonymous = exchange(&app, &head(method, &in_org, &[&[HOST][..], &body].concat())).await;
+        anonymous.assert_problem(401, "unauthorized");
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut headers = vec![HOST, ("authorization", token.as_str())];
+            headers.extend_from_slice(extra);
+            headers
+        };
+        exchange(&app, &head(method, path, &with(&[])))
+            .await
+            .assert_problem(400, "invalid_organization_id");
+        let elsewhere = format!("{path}?organization_id=2");
+        exchange(&app, &head(method, &elsewhere, &with(&body)))
+            .await
+            .assert_problem(403, "forbidden");
+        if method == "POST" {
+            let text = [("content-type", "text/plain"), ("content-length", "1048576")];
+            exchange(&app, &head(method, &in_org, &with(&text)))
+                .await
+                .assert_problem(415, "unsupported_media_type");
+            let mut s = connect(&app.base).await;
+            let mut headers = with(&[("content-type", "application/json")]);
+            headers.push(("content-length", over.as_str()));
+            write(&mut s, &head(method, &in_org, &headers)).await;
+            read_response(&mut s)
+                .await
+                .expect("413 without the body")
+                .assert_problem(413, "payload_too_large");
+        }
+    }
+    assert!(app.all_agents(1).await.is_empty());
 }

@@ -5,12 +5,12 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cases;
-use crate::support::app::{Backend, TestApp};
-use crate::support::runner::{Backends, Case};
+use idemproof_testkit::app::{Backend, TestApp};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
-    cases![Backends::Both =>
+    cases![Backends::Stores =>
         an_organisation_over_its_rate_gets_429_and_others_are_served,
         there_is_no_rate_limit_by_default,
     ]
@@ -44,6 +44,9 @@ async fn an_organisation_over_its_rate_gets_429_and_others_are_served(backend: B
             .bearer_auth(app.token(1, &[1])),
     );
     assert_eq!(list.await.status, StatusCode::TOO_MANY_REQUESTS);
+    // So do deployments, the other creation endpoint.
+    let deploy = app.deploy(1, 1, 1, None, &json!({"channel": "web"})).await;
+    assert_eq!(deploy.status, StatusCode::TOO_MANY_REQUESTS, "{deploy:?}");
     // Another organisation is untouched.
     assert_eq!(app.create(2, 1, None, &body).await.status, StatusCode::CREATED);
     assert_eq!(app.all_agents(2).await.len(), 1);
@@ -60,7 +63,8 @@ async fn an_organisation_over_its_rate_gets_429_and_others_are_served(backend: B
         .text()
         .await
         .expect("text");
-    let line = "idemproof_create_requests_total{outcome=\"rate_limited\"} 1";
+    // Two creations were limited (the list is not a creation).
+    let line = "idemproof_create_requests_total{outcome=\"rate_limited\"} 2";
     assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
 }
 

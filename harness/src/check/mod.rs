@@ -8,7 +8,7 @@ mod timeline;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use idemproof_service::config::MismatchMode;
+use idemproof_service::idempotency::MismatchMode;
 use serde::Serialize;
 use serde_json::Value;
 

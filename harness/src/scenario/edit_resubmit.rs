@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use idemproof_service::config::MismatchMode;
+use idemproof_service::idempotency::MismatchMode;
 
 use super::{Ctx, ORGS, Scenario, payload, submission};
 use crate::driver::{Chain, Plan};

@@ -12,20 +12,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use idemproof_service::Application;
 use idemproof_service::clock::SystemClock;
-use idemproof_service::config::{Config, InFlightMode, MismatchMode};
+use idemproof_service::config::Config;
 use idemproof_service::domain::agent::Agent;
-use idemproof_service::mutants::Strategy;
-use idemproof_service::store::Store;
+use idemproof_service::idempotency::{InFlightMode, MismatchMode};
+use idemproof_service::mutants::{Backend as StrategyBackend, Strategy};
+use idemproof_service::store::memory::MemoryStore;
+use idemproof_service::{Application, Running};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use self::fault_store::{FaultState, FaultStore};
+pub use self::fault_store::FaultState;
 pub use self::proxy::DbProxy;
 pub use self::replica::ProcessReplica;
+use crate::check::ScopeKey;
 use crate::postgres::PgServer;
 
 /// Which service to attack.
@@ -217,10 +218,10 @@ pub struct StoreView {
     /// it is missing), serialised as the API would.
     pub acknowledged: HashMap<i64, Option<Value>>,
     /// `(org, user, key)` holding more than one agent, with the count.
-    pub duplicates: Vec<((i64, i64, String), usize)>,
+    pub duplicates: Vec<(ScopeKey, usize)>,
     /// Scopes still in progress with a lease beyond the check time, when
     /// the store can be read directly (`None`: use the probes instead).
-    pub in_progress: Option<Vec<(i64, i64, String)>>,
+    pub in_progress: Option<Vec<ScopeKey>>,
 }
 
 /// A running system under test.
@@ -234,9 +235,11 @@ pub struct Deployment {
 
 enum Backend {
     Memory {
-        store: Arc<dyn Store>,
+        /// The store under the strategy and the faults, read directly.
+        memory: Arc<MemoryStore>,
         faults: Arc<FaultState>,
-        shutdown: Option<oneshot::Sender<()>>,
+        /// Stops serving when dropped.
+        app: Option<Running>,
     },
     Postgres {
         server: Arc<PgServer>,
@@ -263,23 +266,21 @@ impl Deployment {
             TargetSpec::Memory => {
                 let config = settings.config();
                 let faults = Arc::new(FaultState::new(seed));
-                let base = settings.strategy.base_memory(config.terms());
-                let store = settings
-                    .strategy
-                    .decorate(Arc::new(FaultStore::new(base, faults.clone())));
-                let app = Application::build_with(config, store.clone(), Arc::new(SystemClock)).await?;
-                let url = format!("http://127.0.0.1:{}", app.port());
-                let (tx, rx) = oneshot::channel::<()>();
-                tokio::spawn(app.run_until_stopped(async {
-                    let _ = rx.await;
-                }));
+                let backend = settings.strategy.memory(config.terms());
+                let stores = settings.strategy.stores(&backend, |s| s.layer(faults.clone()))?;
+                let StrategyBackend::Memory(memory) = backend else {
+                    anyhow::bail!("the memory target got another backend");
+                };
+                let app = Application::build_with(config, stores, Arc::new(SystemClock))
+                    .await?
+                    .spawn();
                 Ok(Self {
-                    urls: vec![url],
+                    urls: vec![app.url.clone()],
                     settings: settings.clone(),
                     backend: Backend::Memory {
-                        store,
+                        memory,
                         faults,
-                        shutdown: Some(tx),
+                        app: Some(app),
                     },
                 })
             }
@@ -446,7 +447,7 @@ impl Deployment {
                 .fetch_all(pool)
                 .await?;
                 view.duplicates = dups.into_iter().map(|(o, u, k, n)| ((o, u, k), n as usize)).collect();
-                let stuck: Vec<(i64, i64, String)> = sqlx::query_as(
+                let stuck: Vec<ScopeKey> = sqlx::query_as(
                     "SELECT organization_id, user_id, key FROM idempotency_keys
                       WHERE lease_token IS NOT NULL AND lease_expires_at > now()",
                 )
@@ -455,24 +456,17 @@ impl Deployment {
                 view.in_progress = Some(stuck);
                 pool.close().await;
             }
-            Backend::Memory { store, .. } => {
+            Backend::Memory { memory, .. } => {
+                let agents = memory.table::<Agent>().all();
                 for &id in ids {
-                    let agent = store.agent_by_id(id).await?;
-                    view.acknowledged.insert(id, agent.as_ref().map(agent_json));
+                    let agent = agents.iter().find(|a| a.id == id);
+                    view.acknowledged.insert(id, agent.map(agent_json));
                 }
-                let mut all = Vec::new();
-                for &org in orgs {
-                    let mut after = None;
-                    loop {
-                        let page = store.agents(org, after, 500).await?;
-                        after = page.last().map(|a| a.id);
-                        let done = page.len() < 500;
-                        all.extend(page.iter().map(agent_json));
-                        if done {
-                            break;
-                        }
-                    }
-                }
+                let all: Vec<Value> = agents
+                    .iter()
+                    .filter(|a| orgs.contains(&a.organization_id))
+                    .map(agent_json)
+                    .collect();
                 view.duplicates = count_duplicates(&all);
             }
             Backend::Url => {
@@ -493,11 +487,9 @@ impl Deployment {
     /// Stops whatever the harness started.
     pub async fn stop(mut self) {
         match &mut self.backend {
-            Backend::Memory { shutdown, faults, .. } => {
+            Backend::Memory { app, faults, .. } => {
                 faults.stop();
-                if let Some(tx) = shutdown.take() {
-                    let _ = tx.send(());
-                }
+                drop(app.take());
             }
             Backend::Postgres { replicas, severing, .. } => {
                 if let Some(task) = severing.take() {
@@ -517,8 +509,8 @@ fn agent_json(agent: &Agent) -> Value {
     serde_json::to_value(agent).unwrap_or(Value::Null)
 }
 
-fn count_duplicates(agents: &[Value]) -> Vec<((i64, i64, String), usize)> {
-    let mut counts: HashMap<(i64, i64, String), usize> = HashMap::new();
+fn count_duplicates(agents: &[Value]) -> Vec<(ScopeKey, usize)> {
+    let mut counts: HashMap<ScopeKey, usize> = HashMap::new();
     for a in agents {
         if let (Some(org), Some(user), Some(key)) = (
             a["organization_id"].as_i64(),

@@ -5,6 +5,7 @@ use idemproof_models::{Fingerprint, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::bounds::{NUL_MESSAGE, object_problem};
 use super::canonical_json;
 
 /// Longest accepted agent name, in characters.
@@ -245,10 +246,6 @@ impl CreateEnvelope {
     }
 }
 
-/// Postgres cannot store U+0000 in `text` or `jsonb`, and no agent field
-/// has a use for it: refused on both stores alike, before any store call.
-const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
-
 fn field_error(field: &'static str, message: &str) -> FieldError {
     FieldError {
         field,
@@ -290,14 +287,7 @@ fn optional_object(
     match obj.get(field) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => {
-            if m.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
-                errors.push(field_error(field, &format!("keys and strings {NUL_MESSAGE}")));
-            } else if json_len(m) > max_bytes {
-                errors.push(field_error(
-                    field,
-                    &format!("must be at most {max_bytes} bytes of JSON"),
-                ));
-            }
+            errors.extend(object_problem(field, m, max_bytes));
             m.clone()
         }
         Some(_) => {
@@ -305,34 +295,6 @@ fn optional_object(
             Map::new()
         }
     }
-}
-
-/// Whether any key or string inside `value` contains U+0000.
-fn holds_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
-        _ => false,
-    }
-}
-
-/// Bytes of `value` as compact JSON.
-pub fn json_len(value: &impl Serialize) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing into a counter cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::{AuthError, User, Verifier};
-use crate::domain::agent::{BODY_FIELDS, FieldError};
+use crate::domain::agent::FieldError;
 use crate::domain::json_numbers::inexact_numbers;
 
 /// Name of the request header carrying the key (IETF draft).
@@ -74,8 +74,15 @@ pub fn organization_id(params: &HashMap<String, String>, user: &User) -> Result<
     Ok(id)
 }
 
-/// Parses a JSON body after checking its content type and size.
-pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Value, ApiError> {
+/// Parses a JSON body after checking its content type and size, and
+/// refuses numbers that would not be stored as sent (`json_numbers`),
+/// naming the top-level field (one of `fields`, else `body`) each is in.
+pub fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+    fields: &[&'static str],
+) -> Result<Value, ApiError> {
     if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -91,7 +98,7 @@ pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit
             inexact
                 .into_iter()
                 .map(|n| FieldError {
-                    field: top_field(&n.pointer),
+                    field: top_field(&n.pointer, fields),
                     message: format!(
                         "the number {} at {} {}; send it as a string",
                         n.literal, n.pointer, n.reason
@@ -103,10 +110,10 @@ pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit
     Ok(value)
 }
 
-/// The body field a JSON pointer starts in, or `body`.
-fn top_field(pointer: &str) -> &'static str {
+/// The body field (one of `fields`) a JSON pointer starts in, or `body`.
+fn top_field(pointer: &str, fields: &[&'static str]) -> &'static str {
     let first = pointer.split('/').nth(1).unwrap_or_default();
-    BODY_FIELDS.iter().find(|f| **f == first).copied().unwrap_or("body")
+    fields.iter().find(|f| **f == first).copied().unwrap_or("body")
 }
 
 /// Whether the content type is JSON (`application/json` or any

@@ -21,23 +21,23 @@
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::{MatchedPath, Query, Request, State};
+use axum::extract::{Query, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::AppState;
-use super::agents::CREATE_ENDPOINT;
 use super::error::ApiError;
 use super::extract::{bearer_user, is_json, organization_id, params};
 use super::metrics::Outcome;
 
 /// The middleware (`axum::middleware::from_fn_with_state`).
 pub async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let is_create = request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|path| format!("{} {}", request.method(), path.as_str()) == CREATE_ENDPOINT);
+    // Every POST of the API creates (an agent or a deployment), and its
+    // refusals here count among the creation outcomes as the handlers'
+    // refusals do.
+    let is_create = request.method() == Method::POST;
     match check(&state, request).await {
         Ok(request) => next.run(request).await,
         Err(refused) => {

@@ -1,5 +1,7 @@
 //! The HTTP layer: the connection loop, routes, shared state, the layers
-//! every request passes, extraction and errors.
+//! every request passes, extraction and errors. Each resource has its own
+//! file of handlers (`agents.rs`, `deployments.rs`); what creation
+//! endpoints share is in `creation.rs`, listing in `listing.rs`.
 //!
 //! A request meets, in order: the connection loop's bounds (`server`:
 //! header and write timeouts, connection cap), the request-head checks
@@ -8,14 +10,16 @@
 //! rate, then the body). `docs/operations.md` lists every limit.
 
 pub mod agents;
+mod creation;
+pub mod deployments;
 pub mod error;
 pub mod eviction;
 pub mod extract;
 pub mod gate;
 pub mod health;
+mod listing;
 pub mod metrics;
 pub mod overload;
-pub mod page;
 pub mod rate_limit;
 pub mod request_head;
 pub mod server;
@@ -25,8 +29,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn;
 use axum::routing::{get, post};
 
+pub use self::creation::REPLAYED_HEADER;
+use self::creation::detached;
 use self::error::ApiError;
 use self::metrics::Metrics;
 use self::rate_limit::OrgRateLimiter;
@@ -34,14 +41,14 @@ use self::request_head::HeadLimits;
 use crate::auth::Verifier;
 use crate::clock::Clock;
 use crate::idempotency::Idempotency;
-use crate::store::Store;
+use crate::store::Stores;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// Agents and keys.
-    pub store: Arc<dyn Store>,
-    /// The idempotency machinery over `store`.
+    /// Keys, agents and deployments.
+    pub stores: Stores,
+    /// The idempotency machinery over `stores.keys`.
     pub idempotency: Idempotency,
     /// Timestamps for everything stored.
     pub clock: Arc<dyn Clock>,
@@ -55,7 +62,7 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// Per-organisation request rates; `None` when off.
     pub rate_limiter: Option<Arc<OrgRateLimiter>>,
-    /// Largest list page, in bytes of agents.
+    /// Largest list page, in bytes of resources' JSON.
     pub list_page_max_bytes: usize,
     /// Request-head limits.
     pub head_limits: HeadLimits,
@@ -63,12 +70,24 @@ pub struct AppState {
     pub max_in_flight: usize,
 }
 
-/// All routes of the API listener. Unknown paths and methods get problem
-/// responses too. `/metrics` is not here: it has its own listener.
+/// All routes of the API listener. Every `/api/v1` route is behind the
+/// in-flight cap and the gate; creations run detached from their
+/// connection. Unknown paths and methods get problem responses too.
+/// `/metrics` is not here: it has its own listener.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/api/v1/agents", post(agents::create).get(agents::list))
+        .route(
+            "/api/v1/agents",
+            post(agents::create).layer(from_fn(detached)).get(agents::list),
+        )
         .route("/api/v1/agents/{id}", get(agents::show))
+        .route(
+            "/api/v1/agents/{agent_id}/deployments",
+            post(deployments::create)
+                .layer(from_fn(detached))
+                .get(deployments::list),
+        )
+        .route("/api/v1/agents/{agent_id}/deployments/{id}", get(deployments::show))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), gate::admit));
     let api = overload::limit(api, state.max_in_flight);
     Router::new()
