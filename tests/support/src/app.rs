@@ -52,11 +52,11 @@ impl Backend {
     }
 
     /// Fresh stores of this kind (a new database on Postgres) with
-    /// `config`'s terms.
+    /// `config`'s terms, memory bounds and pool size.
     pub async fn fixture(&self, config: &Config) -> Fixture {
         match self.postgres() {
             None => {
-                let memory = Arc::new(MemoryStore::new(config.terms()));
+                let memory = Arc::new(MemoryStore::bounded(config.terms(), config.memory_limits()));
                 Fixture {
                     stores: memory.stores(),
                     memory: Some(memory),
@@ -65,7 +65,7 @@ impl Backend {
             }
             Some((server, schema)) => {
                 let url = server.fresh_database().await;
-                let store = PgStore::connect(&url, 16, config.terms(), schema)
+                let store = PgStore::connect(&url, config.database_max_connections, config.terms(), schema)
                     .await
                     .expect("connect to the test database");
                 Fixture {
@@ -264,6 +264,29 @@ impl TestApp {
             .iter()
             .filter(|a| a["idempotency_key"] == key)
             .count()
+    }
+
+    /// `GET /readyz`.
+    pub async fn readyz(&self) -> Reply {
+        self.send(self.client.get(format!("{}/readyz", self.base))).await
+    }
+
+    /// The value of one sample of `/metrics` (`name{labels}` as rendered),
+    /// scraped from the metrics listener.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let base = self.metrics_base.as_deref().expect("a metrics listener");
+        let text = self
+            .client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample `{sample}` in\n{text}"))
     }
 
     /// Rows in a table, when on Postgres.
