@@ -76,7 +76,7 @@ pub struct Config {
     /// Start without `AUTH_SECRET`, trusting the development secret
     /// published in this source. Local use only: without this flag a
     /// missing secret is a start-up error.
-    #[arg(long, env = "INSECURE_DEV_SECRET", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "INSECURE_DEV_SECRET", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub insecure_dev_secret: bool,
 
     /// Where `/metrics` is served (its own listener, never the API's);

@@ -16,7 +16,8 @@
 //!
 //! ## Layout
 //!
-//! - `main.rs`: parses [`Config`], starts logging, runs [`Application`].
+//! - `main.rs` and [`cli`]: parse [`Config`], start logging, run
+//!   [`Application`]; or a tool (`token`, `openapi`).
 //! - [`startup`]: `Application::build` (stores, listeners),
 //!   `run_until_stopped` (serve, reaper, shutdown within a drain deadline)
 //!   and `spawn` (serve in process, as tests and the harness do).
@@ -25,7 +26,8 @@
 //!   drain), the request-head checks, the in-flight cap, the gate (token,
 //!   organisation, rate limit, then the body), routes, one file of
 //!   handlers per resource, what creation endpoints share (`creation.rs`),
-//!   extraction, the problem-JSON [`ApiError`], metrics.
+//!   extraction, the problem-JSON [`ApiError`] and its codes,  metrics,
+//!   and the OpenAPI document (`openapi`, served at `/openapi.json`).
 //!   `docs/operations.md` lists every limit.
 //! - [`idempotency`]: the endpoint-agnostic machinery (`begin`, the
 //!   [`Claim`]) and its [`Policy`].
@@ -53,6 +55,7 @@
 //! [`Resources::insert_one_step`]: store::Resources::insert_one_step
 
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -1,14 +1,9 @@
 //! `idemproof-service`: see the crate docs and the README.
 
 use clap::Parser;
-use idemproof_service::startup::shutdown_signal;
-use idemproof_service::{Application, Config, telemetry};
+use idemproof_service::cli::Cli;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    telemetry::init(config.log_format);
-    let app = Application::build(config).await?;
-    app.run_until_stopped(shutdown_signal()).await?;
-    Ok(())
+    Cli::parse().run().await
 }

@@ -4,13 +4,16 @@
 //! case runs on every backend unless marked Postgres-only.
 //!
 //! `cargo test --test contract -- memory::` runs the in-memory part only,
-//! `-- partitioned::` the partitioned schema's.
+//! `-- partitioned::` the partitioned schema's. The OpenAPI document and
+//! schemathesis (`openapi`) and the `/metrics` lint (`metrics`) need the
+//! tools `scripts/tools.sh` provisions.
 
 mod bad_input;
 mod concurrency;
 mod creation;
 mod deployments;
 mod lifecycle;
+mod openapi;
 mod postgres_only;
 mod reads;
 
@@ -22,6 +25,7 @@ fn main() -> std::process::ExitCode {
     cases.extend(bad_input::cases());
     cases.extend(lifecycle::cases());
     cases.extend(reads::cases());
+    cases.extend(openapi::cases());
     cases.extend(postgres_only::cases());
     idemproof_testkit::runner::run(cases)
 }

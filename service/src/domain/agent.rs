@@ -144,13 +144,23 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// A field of a creation body that is not part of the resource: getting
+/// it wrong is a bad request (400), not a validation failure (422).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeField {
+    /// `organization_id`, which names the tenant.
+    OrganizationId,
+    /// `idempotency_key`, the alternative to the header.
+    IdempotencyKey,
+}
+
 /// Why a creation body was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyError {
     /// `organization_id` or `idempotency_key` has the wrong type (400).
     BadRequest {
-        /// Stable error code.
-        code: &'static str,
+        /// The field at fault.
+        field: EnvelopeField,
         /// Explanation for the client.
         detail: String,
     },
@@ -170,8 +180,8 @@ impl CreateEnvelope {
         };
         let organization_id = match obj.get("organization_id") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_i64().filter(|id| *id > 0).ok_or_else(|| BodyError::BadRequest {
-                code: "invalid_organization_id",
+            Some(v) => Some(positive_integer(v).ok_or_else(|| BodyError::BadRequest {
+                field: EnvelopeField::OrganizationId,
                 detail: "organization_id in the body must be a positive integer".into(),
             })?),
         };
@@ -180,7 +190,7 @@ impl CreateEnvelope {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
                 return Err(BodyError::BadRequest {
-                    code: "invalid_idempotency_key",
+                    field: EnvelopeField::IdempotencyKey,
                     detail: "idempotency_key in the body must be a string".into(),
                 });
             }
@@ -244,6 +254,18 @@ impl CreateEnvelope {
             idempotency_key,
         })
     }
+}
+
+/// A positive integer that fits in an `i64`, written as JSON writes one:
+/// `7`, or `7.0` (JSON Schema's `integer` is any number without a
+/// fraction, so a client's JSON library may send either).
+pub(super) fn positive_integer(value: &Value) -> Option<i64> {
+    let exact = value.as_i64().or_else(|| {
+        let float = value.as_f64()?;
+        // 2^63 as a double: the first value out of range.
+        (float.fract() == 0.0 && float < 9.223_372_036_854_776e18).then_some(float as i64)
+    });
+    exact.filter(|id| *id > 0)
 }
 
 fn field_error(field: &'static str, message: &str) -> FieldError {
@@ -375,20 +397,30 @@ mod tests {
         assert!(matches!(
             CreateEnvelope::from_json(&json!({"name": "a", "organization_id": "1"})),
             Err(BodyError::BadRequest {
-                code: "invalid_organization_id",
+                field: EnvelopeField::OrganizationId,
                 ..
             })
         ));
         assert!(matches!(
             CreateEnvelope::from_json(&json!({"name": "a", "idempotency_key": 1})),
             Err(BodyError::BadRequest {
-                code: "invalid_idempotency_key",
+                field: EnvelopeField::IdempotencyKey,
                 ..
             })
         ));
         let ok = CreateEnvelope::from_json(&json!({"name": "a", "organization_id": 7, "idempotency_key": "k"}))
             .expect("valid");
         assert_eq!(ok.organization_id, Some(7));
+        for (id, expected) in [
+            (json!(7.0), Some(7)),
+            (json!(7.5), None),
+            (json!(0), None),
+            (json!(-7.0), None),
+            (json!(9.3e18), None),
+            (json!(u64::MAX), None),
+        ] {
+            assert_eq!(positive_integer(&id), expected, "{id}");
+        }
         assert_eq!(ok.idempotency_key.as_deref(), Some("k"));
     }
 

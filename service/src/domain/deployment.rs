@@ -6,7 +6,7 @@ use idemproof_models::{Fingerprint, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::agent::{BodyError, FieldError};
+use super::agent::{BodyError, EnvelopeField, FieldError, positive_integer};
 use super::bounds::object_problem;
 use super::canonical_json;
 
@@ -96,8 +96,8 @@ impl DeployEnvelope {
         };
         let organization_id = match obj.get("organization_id") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_i64().filter(|id| *id > 0).ok_or_else(|| BodyError::BadRequest {
-                code: "invalid_organization_id",
+            Some(v) => Some(positive_integer(v).ok_or_else(|| BodyError::BadRequest {
+                field: EnvelopeField::OrganizationId,
                 detail: "organization_id in the body must be a positive integer".into(),
             })?),
         };
@@ -106,7 +106,7 @@ impl DeployEnvelope {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
                 return Err(BodyError::BadRequest {
-                    code: "invalid_idempotency_key",
+                    field: EnvelopeField::IdempotencyKey,
                     detail: "idempotency_key in the body must be a string".into(),
                 });
             }
@@ -229,14 +229,14 @@ mod tests {
         assert!(matches!(
             DeployEnvelope::from_json(&json!({"channel": "web", "organization_id": "1"})),
             Err(BodyError::BadRequest {
-                code: "invalid_organization_id",
+                field: EnvelopeField::OrganizationId,
                 ..
             })
         ));
         assert!(matches!(
             DeployEnvelope::from_json(&json!({"channel": "web", "idempotency_key": 1})),
             Err(BodyError::BadRequest {
-                code: "invalid_idempotency_key",
+                field: EnvelopeField::IdempotencyKey,
                 ..
             })
         ));

@@ -13,6 +13,7 @@ use super::creation::{self, Named, one, same_organization, success};
 use super::error::ApiError;
 use super::extract::{QueryParams, idempotency_key, json_body, organization_id, params};
 use super::listing;
+use super::openapi::{params, responses, schemas};
 use crate::auth::User;
 use crate::domain::agent::{self, Agent, CreateEnvelope, NewAgent};
 use crate::idempotency::Executed;
@@ -39,6 +40,20 @@ pub fn location(agent: &Agent) -> String {
 }
 
 /// `POST /api/v1/agents?organization_id=N`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents",
+    operation_id = "createAgent",
+    tag = "agents",
+    summary = "Create an agent, at most once per idempotency key",
+    description = "Without a key every request creates an agent. With one (the `Idempotency-Key` header or the \
+        body's `idempotency_key`), the first request creates it (201) and every retry with the same key and \
+        payload replays it (200, `Idempotent-Replayed: true`), whatever the interleaving; docs/semantics.md.",
+    params(params::Organization, params::IdempotencyKey),
+    request_body(content = schemas::CreateAgentBody, content_type = "application/json"),
+    responses(responses::AgentCreated, responses::CreateProblems),
+    security(("bearerAuth" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     user: Result<User, ApiError>,
@@ -82,6 +97,16 @@ async fn create_agent(
 }
 
 /// `GET /api/v1/agents/{id}?organization_id=N`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}",
+    operation_id = "showAgent",
+    tag = "agents",
+    summary = "One agent of the organisation",
+    params(params::AgentId, params::Organization),
+    responses(responses::AgentShown, responses::ShowProblems),
+    security(("bearerAuth" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     user: User,
@@ -108,6 +133,16 @@ pub(super) async fn find(state: &AppState, organization_id: i64, id: Option<Stri
 
 /// `GET /api/v1/agents?organization_id=N&limit=L&cursor=C`: keyset
 /// pagination by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    operation_id = "listAgents",
+    tag = "agents",
+    summary = "The organisation's agents, a page at a time, by id",
+    params(params::Organization, params::Page),
+    responses(responses::AgentsListed, responses::ListProblems),
+    security(("bearerAuth" = []))
+)]
 pub async fn list(State(state): State<AppState>, user: User, query: QueryParams) -> Result<Response, ApiError> {
     let params = params(query)?;
     let organization_id = organization_id(&params, &user)?;

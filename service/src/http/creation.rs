@@ -14,9 +14,9 @@ use idemproof_models::{Fingerprint, Scope};
 use serde::Serialize;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::metrics::Outcome;
-use crate::domain::agent::BodyError;
+use crate::domain::agent::{BodyError, EnvelopeField};
 use crate::idempotency::{Begun, Executed, Refused};
 use crate::store::{Resource, Resources, StoreError};
 
@@ -75,7 +75,13 @@ impl From<Refused> for ApiError {
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
         match e {
-            BodyError::BadRequest { code, detail } => ApiError::bad_request(code, detail),
+            BodyError::BadRequest { field, detail } => ApiError::bad_request(
+                match field {
+                    EnvelopeField::OrganizationId => Code::InvalidOrganizationId,
+                    EnvelopeField::IdempotencyKey => Code::InvalidIdempotencyKey,
+                },
+                detail,
+            ),
             BodyError::Invalid(errors) => ApiError::Validation(errors),
         }
     }
@@ -85,7 +91,7 @@ impl From<BodyError> for ApiError {
 pub(super) fn same_organization(from_body: Option<i64>, organization_id: i64) -> Result<(), ApiError> {
     match from_body {
         Some(id) if id != organization_id => Err(ApiError::bad_request(
-            "organization_mismatch",
+            Code::OrganizationMismatch,
             "organization_id in the body differs from the query parameter",
         )),
         _ => Ok(()),

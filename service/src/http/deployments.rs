@@ -17,6 +17,7 @@ use super::creation::{self, Named, one, same_organization, success};
 use super::error::ApiError;
 use super::extract::{QueryParams, idempotency_key, json_body, organization_id, params};
 use super::listing;
+use super::openapi::{params, responses, schemas};
 use crate::auth::User;
 use crate::domain::deployment::{self, DeployEnvelope, Deployment, NewDeployment};
 use crate::idempotency::Executed;
@@ -48,6 +49,20 @@ struct Page<'a> {
 }
 
 /// `POST /api/v1/agents/{agent_id}/deployments?organization_id=N`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{agent_id}/deployments",
+    operation_id = "createDeployment",
+    tag = "deployments",
+    summary = "Publish an agent to a channel, at most once per idempotency key",
+    description = "As agent creation: 201 for the request that creates it, 200 with `Idempotent-Replayed: true` \
+        for every retry with the same key and payload. The key's scope names the agent, so one key deploys \
+        one agent once; 404 if the agent is not in the organisation.",
+    params(params::ParentAgentId, params::Organization, params::IdempotencyKey),
+    request_body(content = schemas::CreateDeploymentBody, content_type = "application/json"),
+    responses(responses::DeploymentCreated, responses::DeployProblems),
+    security(("bearerAuth" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     user: Result<User, ApiError>,
@@ -95,6 +110,16 @@ async fn deploy(
 }
 
 /// `GET /api/v1/agents/{agent_id}/deployments/{id}?organization_id=N`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{agent_id}/deployments/{id}",
+    operation_id = "showDeployment",
+    tag = "deployments",
+    summary = "One deployment of an agent",
+    params(params::DeploymentId, params::Organization),
+    responses(responses::DeploymentShown, responses::ShowProblems),
+    security(("bearerAuth" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     user: User,
@@ -120,6 +145,16 @@ pub async fn show(
 /// `GET /api/v1/agents/{agent_id}/deployments?organization_id=N&limit=L&cursor=C`:
 /// the agent's deployments, keyset pagination by id; 404 if the agent is
 /// not in the organisation.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{agent_id}/deployments",
+    operation_id = "listDeployments",
+    tag = "deployments",
+    summary = "An agent's deployments, a page at a time, by id",
+    params(params::ParentAgentId, params::Organization, params::Page),
+    responses(responses::DeploymentsListed, responses::NestedListProblems),
+    security(("bearerAuth" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     user: User,

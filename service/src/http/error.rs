@@ -2,9 +2,15 @@
 //! response is RFC 9457 `application/problem+json` with a stable `code`,
 //! and nothing internal (SQL, driver messages) ever reaches a client: the
 //! cause of a 503 goes to the log only.
+//!
+//! The codes are the [`Code`] enum: each has one status and the stages of
+//! a request it can arise in, and the OpenAPI document (`http::openapi`)
+//! lists every operation's problems from there, so a new code is
+//! documented the moment it exists.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::auth::AuthError;
@@ -14,8 +20,186 @@ use crate::store::StoreError;
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// A problem's `type` is this followed by its code.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:idemproof:problem:";
+
 /// Seconds a client should wait before retrying a 409 or 503.
 const RETRY_AFTER_SECS: &str = "1";
+
+/// A problem's stable `code`. Its name on the wire is the variant's in
+/// snake case, and the variants are listed, both derived (`ValueEnum`,
+/// as for a command-line value), so the OpenAPI document enumerates them
+/// without a table of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Code {
+    /// The body is not JSON (400).
+    MalformedJson,
+    /// The body could not be read (400).
+    InvalidBody,
+    /// `organization_id` missing or not a positive integer (400).
+    InvalidOrganizationId,
+    /// The body's `organization_id` is not the query's (400).
+    OrganizationMismatch,
+    /// The idempotency key is not 1-255 printable ASCII characters, or
+    /// the header is not one sf-string or token (400).
+    InvalidIdempotencyKey,
+    /// The header and the body field carry different keys (400).
+    ConflictingIdempotencyKeys,
+    /// The query string cannot be decoded (400).
+    InvalidQuery,
+    /// `limit` is not an integer from 1 to 500 (400).
+    InvalidLimit,
+    /// `cursor` is not a value the service returned (400).
+    InvalidCursor,
+    /// No, two or a malformed `Host` header (400).
+    InvalidHost,
+    /// Missing, invalid or expired token (401).
+    Unauthorized,
+    /// Not a member of the organisation (403).
+    Forbidden,
+    /// No such route, or no such resource in the organisation (404).
+    NotFound,
+    /// The route exists, the method does not (405).
+    MethodNotAllowed,
+    /// The body did not arrive in time (408).
+    RequestTimeout,
+    /// The key's original request is still in flight (409).
+    IdempotencyKeyConflict,
+    /// The body is over `MAX_BODY_BYTES` (413).
+    PayloadTooLarge,
+    /// The request target is over `MAX_URI_BYTES` (414).
+    UriTooLong,
+    /// The body is not JSON by its content type (415).
+    UnsupportedMediaType,
+    /// The body failed validation; `errors` says where (422).
+    ValidationFailed,
+    /// The key was used before with another payload (422).
+    IdempotencyKeyReused,
+    /// The organisation is over its request rate (429).
+    RateLimited,
+    /// The organisation has its most requests in flight (429).
+    TooManyInFlight,
+    /// Too many or too large header lines (431).
+    RequestHeaderFieldsTooLarge,
+    /// The store failed or cannot be reached (503).
+    ServiceUnavailable,
+    /// Too many connections or requests at once (503).
+    Overloaded,
+    /// The in-memory store has no room for a new creation (503).
+    StoreFull,
+    /// The write probe fails (503, `/readyz` only).
+    NotReady,
+}
+
+/// Where in the handling of a request a problem can arise: an operation
+/// can answer the codes of the stages it goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Every request of the API listener: the connection cap and the
+    /// request-head checks.
+    Head,
+    /// Routing: a path or method no operation serves.
+    Routing,
+    /// The gate of every `/api/v1` route: in-flight cap, token,
+    /// organisation, quotas.
+    Gate,
+    /// Reading a request body (the gate reads any body sent).
+    Transfer,
+    /// A creation's body and key.
+    Payload,
+    /// The idempotent creation itself.
+    Create,
+    /// A resource named in the path.
+    Lookup,
+    /// Paging parameters.
+    Page,
+    /// A store call.
+    Store,
+    /// The readiness verdict.
+    Readiness,
+}
+
+impl Code {
+    /// The status every response with this code has.
+    pub fn status(self) -> StatusCode {
+        use Code::*;
+        match self {
+            MalformedJson
+            | InvalidBody
+            | InvalidOrganizationId
+            | OrganizationMismatch
+            | InvalidIdempotencyKey
+            | ConflictingIdempotencyKeys
+            | InvalidQuery
+            | InvalidLimit
+            | InvalidCursor
+            | InvalidHost => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden => StatusCode::FORBIDDEN,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            IdempotencyKeyConflict => StatusCode::CONFLICT,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ValidationFailed | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            RateLimited | TooManyInFlight => StatusCode::TOO_MANY_REQUESTS,
+            RequestHeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ServiceUnavailable | Overloaded | StoreFull | NotReady => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stages this code can arise in.
+    pub fn stages(self) -> &'static [Stage] {
+        use Code::*;
+        match self {
+            InvalidHost | UriTooLong | RequestHeaderFieldsTooLarge | Overloaded => &[Stage::Head],
+            MethodNotAllowed => &[Stage::Routing],
+            NotFound => &[Stage::Routing, Stage::Lookup],
+            Unauthorized | Forbidden | InvalidQuery | InvalidOrganizationId | RateLimited | TooManyInFlight => {
+                &[Stage::Gate]
+            }
+            UnsupportedMediaType | PayloadTooLarge | RequestTimeout | InvalidBody => &[Stage::Transfer],
+            MalformedJson
+            | ValidationFailed
+            | OrganizationMismatch
+            | InvalidIdempotencyKey
+            | ConflictingIdempotencyKeys => &[Stage::Payload],
+            IdempotencyKeyConflict | IdempotencyKeyReused | StoreFull => &[Stage::Create],
+            InvalidLimit | InvalidCursor => &[Stage::Page],
+            ServiceUnavailable => &[Stage::Store],
+            NotReady => &[Stage::Readiness],
+        }
+    }
+
+    /// Whether responses with this code carry `Retry-After`.
+    pub fn retry_after(self) -> bool {
+        matches!(
+            self.status(),
+            StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        )
+    }
+
+    /// Every code.
+    pub fn all() -> &'static [Code] {
+        Self::value_variants()
+    }
+
+    /// The code as it is sent (`malformed_json`).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
+    }
+}
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +207,8 @@ pub enum ApiError {
     /// Malformed request: bad query, JSON syntax, conflicting keys (400).
     #[error("{detail}")]
     BadRequest {
-        /// Stable code.
-        code: &'static str,
+        /// Stable code, one of status 400.
+        code: Code,
         /// What to fix.
         detail: String,
     },
@@ -102,57 +286,40 @@ pub enum ApiError {
 
 impl ApiError {
     /// A 400 with a code and detail.
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(code: Code, detail: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             detail: detail.into(),
         }
     }
 
-    /// HTTP status of the variant.
+    /// HTTP status of the variant: its code's.
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InFlight => StatusCode::CONFLICT,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::KeyReused | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) | Self::Overloaded | Self::StoreFull { .. } | Self::NotReady => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::RateLimited { .. } | Self::TenantBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
-            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        }
+        self.code().status()
     }
 
     /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Self::BadRequest { code, .. } => code,
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::InFlight => "idempotency_key_conflict",
-            Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::KeyReused => "idempotency_key_reused",
-            Self::Validation(_) => "validation_failed",
-            Self::Unavailable(_) => "service_unavailable",
-            Self::Overloaded => "overloaded",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::RequestTimeout => "request_timeout",
-            Self::UriTooLong(_) => "uri_too_long",
-            Self::HeadersTooLarge(_) => "request_header_fields_too_large",
-            Self::TenantBusy { .. } => "too_many_in_flight",
-            Self::StoreFull { .. } => "store_full",
-            Self::NotReady => "not_ready",
+            Self::BadRequest { code, .. } => *code,
+            Self::Unauthorized(_) => Code::Unauthorized,
+            Self::Forbidden(_) => Code::Forbidden,
+            Self::NotFound(_) => Code::NotFound,
+            Self::MethodNotAllowed => Code::MethodNotAllowed,
+            Self::InFlight => Code::IdempotencyKeyConflict,
+            Self::PayloadTooLarge(_) => Code::PayloadTooLarge,
+            Self::UnsupportedMediaType => Code::UnsupportedMediaType,
+            Self::KeyReused => Code::IdempotencyKeyReused,
+            Self::Validation(_) => Code::ValidationFailed,
+            Self::Unavailable(_) => Code::ServiceUnavailable,
+            Self::Overloaded => Code::Overloaded,
+            Self::RateLimited { .. } => Code::RateLimited,
+            Self::RequestTimeout => Code::RequestTimeout,
+            Self::UriTooLong(_) => Code::UriTooLong,
+            Self::HeadersTooLarge(_) => Code::RequestHeaderFieldsTooLarge,
+            Self::TenantBusy { .. } => Code::TooManyInFlight,
+            Self::StoreFull { .. } => Code::StoreFull,
+            Self::NotReady => Code::NotReady,
         }
     }
 }
@@ -174,7 +341,7 @@ struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: String,
-    code: &'static str,
+    code: Code,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
 }
@@ -186,7 +353,7 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let problem = Problem {
-            kind: format!("urn:idemproof:problem:{}", self.code()),
+            kind: format!("{PROBLEM_TYPE_PREFIX}{}", self.code().name()),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: self.to_string(),
@@ -218,5 +385,88 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with each code (the match makes the list complete).
+    fn with_code(code: Code) -> ApiError {
+        use Code::*;
+        match code {
+            MalformedJson
+            | InvalidBody
+            | InvalidOrganizationId
+            | OrganizationMismatch
+            | InvalidIdempotencyKey
+            | ConflictingIdempotencyKeys
+            | InvalidQuery
+            | InvalidLimit
+            | InvalidCursor
+            | InvalidHost => ApiError::bad_request(code, "bad"),
+            Unauthorized => ApiError::Unauthorized(AuthError::Missing),
+            Forbidden => ApiError::Forbidden(1),
+            NotFound => ApiError::NotFound("none".into()),
+            MethodNotAllowed => ApiError::MethodNotAllowed,
+            RequestTimeout => ApiError::RequestTimeout,
+            IdempotencyKeyConflict => ApiError::InFlight,
+            PayloadTooLarge => ApiError::PayloadTooLarge(1),
+            UriTooLong => ApiError::UriTooLong(1),
+            UnsupportedMediaType => ApiError::UnsupportedMediaType,
+            ValidationFailed => ApiError::Validation(vec![]),
+            IdempotencyKeyReused => ApiError::KeyReused,
+            RateLimited => ApiError::RateLimited {
+                organization_id: 1,
+                retry_after_secs: 2,
+            },
+            TooManyInFlight => ApiError::TenantBusy {
+                organization_id: 1,
+                limit: 1,
+            },
+            RequestHeaderFieldsTooLarge => ApiError::HeadersTooLarge("big".into()),
+            ServiceUnavailable => ApiError::Unavailable(StoreError::LeaseLost),
+            Overloaded => ApiError::Overloaded,
+            StoreFull => ApiError::StoreFull { retry_after_secs: 3 },
+            NotReady => ApiError::NotReady,
+        }
+    }
+
+    #[test]
+    fn every_code_answers_its_status_headers_and_body() {
+        for &code in Code::value_variants() {
+            let error = with_code(code);
+            assert_eq!(error.code(), code);
+            let response = error.into_response();
+            assert_eq!(response.status(), code.status(), "{code:?}");
+            assert!(code.status().is_client_error() || code.status() == StatusCode::SERVICE_UNAVAILABLE);
+            let headers = response.headers();
+            assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+            assert_eq!(
+                headers.contains_key(header::RETRY_AFTER),
+                code.retry_after(),
+                "{code:?}"
+            );
+            assert!(!code.stages().is_empty(), "{code:?} arises somewhere");
+        }
+    }
+
+    #[test]
+    fn names_are_snake_case_and_distinct() {
+        let names: Vec<String> = Code::value_variants().iter().map(|c| c.name()).collect();
+        assert!(names.contains(&"malformed_json".to_owned()));
+        assert!(names.contains(&"request_header_fields_too_large".to_owned()));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
+        let distinct: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len());
+        assert_eq!(
+            serde_json::to_value(Code::IdempotencyKeyReused).expect("json"),
+            "idempotency_key_reused"
+        );
     }
 }

@@ -12,7 +12,7 @@ use idemproof_models::IdempotencyKey;
 use serde_json::Value;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::auth::{AuthError, User, Verifier};
 use crate::domain::agent::FieldError;
 use crate::domain::json_numbers::inexact_numbers;
@@ -57,16 +57,22 @@ pub type QueryParams = Result<Query<HashMap<String, String>>, QueryRejection>;
 pub fn params(query: QueryParams) -> Result<HashMap<String, String>, ApiError> {
     query
         .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+        .map_err(|e| ApiError::bad_request(Code::InvalidQuery, e.body_text()))
 }
 
 /// The `organization_id` query parameter the caller must be a member of.
 pub fn organization_id(params: &HashMap<String, String>, user: &User) -> Result<i64, ApiError> {
     let raw = params.get("organization_id").ok_or_else(|| {
-        ApiError::bad_request("invalid_organization_id", "organization_id query parameter is required")
+        ApiError::bad_request(
+            Code::InvalidOrganizationId,
+            "organization_id query parameter is required",
+        )
     })?;
     let id = raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-        ApiError::bad_request("invalid_organization_id", "organization_id must be a positive integer")
+        ApiError::bad_request(
+            Code::InvalidOrganizationId,
+            "organization_id must be a positive integer",
+        )
     })?;
     if !user.is_member_of(id) {
         return Err(ApiError::Forbidden(id));
@@ -88,10 +94,10 @@ pub fn json_body(
     }
     let bytes = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit),
-        _ => ApiError::bad_request("invalid_body", "the request body could not be read"),
+        _ => ApiError::bad_request(Code::InvalidBody, "the request body could not be read"),
     })?;
     let value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+        .map_err(|e| ApiError::bad_request(Code::MalformedJson, format!("the body is not valid JSON: {e}")))?;
     let inexact = inexact_numbers(&bytes);
     if !inexact.is_empty() {
         return Err(ApiError::Validation(
@@ -137,7 +143,7 @@ pub fn idempotency_key(headers: &HeaderMap, from_body: Option<&str>) -> Result<O
     let raw = match (from_header.as_deref(), from_body) {
         (Some(h), Some(b)) if h != b => {
             return Err(ApiError::bad_request(
-                "conflicting_idempotency_keys",
+                Code::ConflictingIdempotencyKeys,
                 "the Idempotency-Key header and the idempotency_key field differ",
             ));
         }
@@ -146,13 +152,13 @@ pub fn idempotency_key(headers: &HeaderMap, from_body: Option<&str>) -> Result<O
     };
     IdempotencyKey::parse(raw)
         .map(Some)
-        .map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))
+        .map_err(|e| ApiError::bad_request(Code::InvalidIdempotencyKey, e.to_string()))
 }
 
 /// The header's key: an RFC 8941 sf-string (`"..."`, as the IETF draft
 /// specifies) or, for older clients, a bare token.
 fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let invalid = |detail: &str| ApiError::bad_request("invalid_idempotency_key", detail);
+    let invalid = |detail: &str| ApiError::bad_request(Code::InvalidIdempotencyKey, detail);
     let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -198,7 +204,7 @@ mod tests {
         h
     }
 
-    fn key(h: &HeaderMap, body: Option<&str>) -> Result<Option<String>, &'static str> {
+    fn key(h: &HeaderMap, body: Option<&str>) -> Result<Option<String>, Code> {
         idempotency_key(h, body)
             .map(|k| k.map(|k| k.as_str().to_owned()))
             .map_err(|e| e.code())
@@ -209,27 +215,27 @@ mod tests {
         assert_eq!(key(&with_key("\"abc-123\""), None), Ok(Some("abc-123".into())));
         assert_eq!(key(&with_key("abc-123"), None), Ok(Some("abc-123".into())));
         assert_eq!(key(&with_key(r#""a\"b\\c""#), None), Ok(Some(r#"a"b\c"#.into())));
-        assert_eq!(key(&with_key("\"abc"), None), Err("invalid_idempotency_key"));
-        assert_eq!(key(&with_key("\"a\"b\""), None), Err("invalid_idempotency_key"));
-        assert_eq!(key(&with_key(r#""a\nb""#), None), Err("invalid_idempotency_key"));
-        assert_eq!(key(&with_key("\"\""), None), Err("invalid_idempotency_key"));
-        assert_eq!(key(&with_key("\"a b\""), None), Err("invalid_idempotency_key"));
+        assert_eq!(key(&with_key("\"abc"), None), Err(Code::InvalidIdempotencyKey));
+        assert_eq!(key(&with_key("\"a\"b\""), None), Err(Code::InvalidIdempotencyKey));
+        assert_eq!(key(&with_key(r#""a\nb""#), None), Err(Code::InvalidIdempotencyKey));
+        assert_eq!(key(&with_key("\"\""), None), Err(Code::InvalidIdempotencyKey));
+        assert_eq!(key(&with_key("\"a b\""), None), Err(Code::InvalidIdempotencyKey));
     }
 
     #[test]
     fn header_and_body_must_agree() {
         assert_eq!(key(&with_key("k"), Some("k")), Ok(Some("k".into())));
         assert_eq!(key(&with_key("\"k\""), Some("k")), Ok(Some("k".into())));
-        assert_eq!(key(&with_key("k"), Some("j")), Err("conflicting_idempotency_keys"));
+        assert_eq!(key(&with_key("k"), Some("j")), Err(Code::ConflictingIdempotencyKeys));
         assert_eq!(key(&HeaderMap::new(), Some("j")), Ok(Some("j".into())));
         assert_eq!(key(&HeaderMap::new(), None), Ok(None));
-        assert_eq!(key(&HeaderMap::new(), Some("")), Err("invalid_idempotency_key"));
+        assert_eq!(key(&HeaderMap::new(), Some("")), Err(Code::InvalidIdempotencyKey));
     }
 
     #[test]
     fn two_headers_are_refused() {
         let mut h = with_key("a");
         h.append(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("b"));
-        assert_eq!(key(&h, None), Err("invalid_idempotency_key"));
+        assert_eq!(key(&h, None), Err(Code::InvalidIdempotencyKey));
     }
 }

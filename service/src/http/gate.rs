@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::extract::{bearer_user, is_json, organization_id, params};
 use super::metrics::Outcome;
 use super::tenant_limit::Slot;
@@ -99,7 +99,7 @@ async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Body, 
         Err(_elapsed) => Err(ApiError::RequestTimeout),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::PayloadTooLarge(limit)),
         Ok(Err(_)) => Err(ApiError::bad_request(
-            "invalid_body",
+            Code::InvalidBody,
             "the request body could not be read",
         )),
         Ok(Ok(collected)) => Ok(Body::from(collected.to_bytes())),

@@ -19,6 +19,7 @@ pub mod gate;
 pub mod health;
 mod listing;
 pub mod metrics;
+pub mod openapi;
 pub mod overload;
 pub mod rate_limit;
 pub mod request_head;
@@ -31,7 +32,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn;
-use axum::routing::{get, post};
+use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use self::creation::REPLAYED_HEADER;
 use self::creation::detached;
@@ -77,26 +80,41 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
 }
 
+/// Every operation of the API listener, each registered with its route
+/// and its place in the OpenAPI document at once (utoipa-axum's
+/// `routes!` over the handlers' `#[utoipa::path]`), so there is no route
+/// the document does not describe. Two groups: the organisation-scoped
+/// API, which [`router`] puts behind the in-flight cap and the gate, and
+/// the probes and the document, outside them.
+pub fn operations() -> OpenApiRouter<AppState> {
+    api_operations().merge(open_operations())
+}
+
+fn api_operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(agents::create, agents::list))
+        .routes(routes!(agents::show))
+        .routes(routes!(deployments::create, deployments::list))
+        .routes(routes!(deployments::show))
+}
+
+fn open_operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(openapi::serve))
+}
+
 /// All routes of the API listener. Every `/api/v1` route is behind the
 /// in-flight cap and the gate; a creation runs detached from its
 /// connection, cap and gate included, so the slots it holds are held until
 /// it ends. Unknown paths and methods get problem responses too.
 /// `/metrics` is not here: it has its own listener.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/v1/agents", post(agents::create).get(agents::list))
-        .route("/api/v1/agents/{id}", get(agents::show))
-        .route(
-            "/api/v1/agents/{agent_id}/deployments",
-            post(deployments::create).get(deployments::list),
-        )
-        .route("/api/v1/agents/{agent_id}/deployments/{id}", get(deployments::show))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), gate::admit));
+    let api = api_operations().route_layer(axum::middleware::from_fn_with_state(state.clone(), gate::admit));
     let api = overload::limit(api, state.max_in_flight).route_layer(from_fn(detached));
-    Router::new()
-        .merge(api)
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
+    let (routes, _document) = api.merge(open_operations()).split_for_parts();
+    routes
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

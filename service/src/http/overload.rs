@@ -5,17 +5,17 @@
 //! bound. The probes are outside it, so an overloaded replica still
 //! answers `/healthz`.
 
-use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::response::{IntoResponse, Response};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::{BoxError, ServiceBuilder};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::error::ApiError;
 
 /// `router`'s routes, shedding load above `max_in_flight` requests.
-pub fn limit<S: Clone + Send + Sync + 'static>(router: Router<S>, max_in_flight: usize) -> Router<S> {
+pub fn limit<S: Clone + Send + Sync + 'static>(router: OpenApiRouter<S>, max_in_flight: usize) -> OpenApiRouter<S> {
     router.route_layer(
         ServiceBuilder::new()
             .layer(HandleErrorLayer::new(refuse))

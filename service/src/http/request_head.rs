@@ -19,7 +19,7 @@ use axum::http::{Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 
 /// The limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +59,7 @@ fn refusal(limits: &HeadLimits, request: &Request) -> Option<ApiError> {
             limits.max_header_bytes
         )));
     }
-    let invalid_host = |detail: &str| Some(ApiError::bad_request("invalid_host", detail));
+    let invalid_host = |detail: &str| Some(ApiError::bad_request(Code::InvalidHost, detail));
     let mut hosts = headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => invalid_host("send exactly one Host header"),

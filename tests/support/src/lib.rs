@@ -15,8 +15,12 @@
 //! - [`budget`]: how many proptest cases a property runs.
 //! - [`bench`]: criterion's configuration, the bench Postgres, synthetic
 //!   keys and bulk fixtures.
+//! - [`tools`]: the external tools some tests run (promtool,
+//!   schemathesis, openapi-spec-validator), found on `PATH` or a loud
+//!   failure saying how to get them.
 
 pub mod app;
 pub mod bench;
 pub mod budget;
 pub mod runner;
+pub mod tools;
