@@ -26,8 +26,8 @@
 //!   drain), the request-head checks, the in-flight cap, the gate (token,
 //!   organisation, rate limit, then the body), routes, one file of
 //!   handlers per resource, what creation endpoints share (`creation.rs`),
-//!   extraction, the problem-JSON [`ApiError`] and its codes,  metrics,
-//!   and the OpenAPI document (`openapi`, served at `/openapi.json`).
+//!   extraction, the problem-JSON [`ApiError`] and its codes, the
+//!   per-request metrics (`observe`), and the OpenAPI document (`openapi`, served at `/openapi.json`).
 //!   `docs/operations.md` lists every limit.
 //! - [`idempotency`]: the endpoint-agnostic machinery (`begin`, the
 //!   [`Claim`]) and its [`Policy`].
@@ -35,6 +35,9 @@
 //!   [`Resource`] impl per resource (its insert), the `memory` and
 //!   `postgres` backends (migrations beside them), and [`Layer`]s.
 //! - [`domain`]: agents, deployments, payload validation and fingerprints.
+//! - [`metrics`]: what `/metrics` exports (counters, latency histograms,
+//!   gauges) and its rendering; `docs/operations.md` says which metric
+//!   answers which question.
 //! - [`auth`], [`clock`], [`reaper`], [`telemetry`].
 //! - [`readiness`]: the background write probe and its verdict, with
 //!   hysteresis: `/readyz` says whether the service can create.
@@ -61,6 +64,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod idempotency;
+pub mod metrics;
 #[cfg(feature = "mutants")]
 pub mod mutants;
 pub mod readiness;

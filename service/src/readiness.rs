@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::store::KeyStore;
 
 use std::sync::atomic::{AtomicBool, Ordering};

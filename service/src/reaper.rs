@@ -5,18 +5,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::{KeyStore, StoreError};
 
 /// Rows deleted per statement: small enough to keep each delete short.
 pub const BATCH: u32 = 1_000;
 
-/// Reaps every `interval` until the task is dropped.
-pub async fn run(keys: Arc<dyn KeyStore>, clock: Arc<dyn Clock>, interval: Duration) {
+/// Reaps every `interval` until the task is dropped, recording each pass
+/// in `metrics`.
+pub async fn run(keys: Arc<dyn KeyStore>, clock: Arc<dyn Clock>, interval: Duration, metrics: Arc<Metrics>) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match reap_all(keys.as_ref(), clock.as_ref()).await {
+        let result = reap_all(keys.as_ref(), clock.as_ref()).await;
+        let now = clock.now().timestamp_micros() as f64 / 1e6;
+        metrics
+            .operational
+            .reaped(result.as_ref().map(|n| *n).map_err(drop), now);
+        match result {
             Ok(0) => {}
             Ok(n) => tracing::info!(reaped = n, "expired idempotency keys deleted"),
             Err(e) => {

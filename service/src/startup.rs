@@ -13,13 +13,13 @@ use tokio::task::JoinHandle;
 use crate::auth::Verifier;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::http::metrics::Metrics;
 use crate::http::rate_limit::{self, OrgRateLimiter};
 use crate::http::request_head::HeadLimits;
 use crate::http::server::{self, ServeSettings};
 use crate::http::tenant_limit::TenantInFlight;
 use crate::http::{AppState, metrics_router, router};
 use crate::idempotency::Idempotency;
+use crate::metrics::Metrics;
 use crate::readiness::{self, ProbeSettings, Readiness};
 use crate::reaper;
 use crate::store::Stores;
@@ -92,11 +92,13 @@ impl Application {
             );
         }
         let metrics = Arc::new(Metrics::default());
+        metrics.operational.watch_pool(stores.keys.clone());
         let rate_limiter = OrgRateLimiter::new(config.rate_limit_per_org, config.rate_limit_burst).map(Arc::new);
         let probe = config.probe_settings();
         let readiness = Arc::new(Readiness::new(probe.fail_after, probe.recover_after));
         let state = AppState {
-            idempotency: Idempotency::new(stores.keys.clone(), clock.clone(), config.policy()),
+            idempotency: Idempotency::new(stores.keys.clone(), clock.clone(), config.policy())
+                .observed(metrics.clone()),
             stores: stores.clone(),
             clock: clock.clone(),
             verifier: Arc::new(Verifier::new(secret)?),
@@ -169,7 +171,12 @@ impl Application {
             self.metrics_state.clone(),
             self.probe,
         ));
-        let reaper = tokio::spawn(reaper::run(self.stores.keys, self.clock, self.reap_interval));
+        let reaper = tokio::spawn(reaper::run(
+            self.stores.keys,
+            self.clock,
+            self.reap_interval,
+            self.metrics_state.clone(),
+        ));
         let pruner = self.rate_limiter.map(|limiter| {
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(rate_limit::PRUNE_INTERVAL);

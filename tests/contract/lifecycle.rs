@@ -32,7 +32,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
 
 /// What a concurrent original with `body` would hold: its lease on the
 /// agent-creation scope of (org 1, user 1, `key`).
-async fn claim_like_an_original(app: &TestApp, key: &str, body: &Value) -> (Lease, NewAgent) {
+pub(crate) async fn claim_like_an_original(app: &TestApp, key: &str, body: &Value) -> (Lease, NewAgent) {
     let envelope = CreateEnvelope::from_json(body).expect("valid body");
     let scope = Scope {
         organization_id: 1,

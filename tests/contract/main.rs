@@ -13,6 +13,7 @@ mod concurrency;
 mod creation;
 mod deployments;
 mod lifecycle;
+mod metrics;
 mod openapi;
 mod postgres_only;
 mod reads;
@@ -26,6 +27,7 @@ fn main() -> std::process::ExitCode {
     cases.extend(lifecycle::cases());
     cases.extend(reads::cases());
     cases.extend(openapi::cases());
+    cases.extend(metrics::cases());
     cases.extend(postgres_only::cases());
     idemproof_testkit::runner::run(cases)
 }

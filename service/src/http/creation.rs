@@ -15,9 +15,9 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::{ApiError, Code};
-use super::metrics::Outcome;
 use crate::domain::agent::{BodyError, EnvelopeField};
 use crate::idempotency::{Begun, Executed, Refused};
+use crate::metrics::Outcome;
 use crate::store::{Resource, Resources, StoreError};
 
 /// Response header marking a replayed result (as Stripe does).

@@ -33,8 +33,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use super::AppState;
 use super::error::{ApiError, Code};
 use super::extract::{bearer_user, is_json, organization_id, params};
-use super::metrics::Outcome;
 use super::tenant_limit::Slot;
+use crate::metrics::Outcome;
 
 /// The middleware (`axum::middleware::from_fn_with_state`).
 pub async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -18,7 +18,7 @@ pub mod extract;
 pub mod gate;
 pub mod health;
 mod listing;
-pub mod metrics;
+mod observe;
 pub mod openapi;
 pub mod overload;
 pub mod rate_limit;
@@ -39,13 +39,13 @@ use utoipa_axum::routes;
 pub use self::creation::REPLAYED_HEADER;
 use self::creation::detached;
 use self::error::ApiError;
-use self::metrics::Metrics;
 use self::rate_limit::OrgRateLimiter;
 use self::request_head::HeadLimits;
 use self::tenant_limit::TenantInFlight;
 use crate::auth::Verifier;
 use crate::clock::Clock;
 use crate::idempotency::Idempotency;
+use crate::metrics::{self, Metrics};
 use crate::readiness::Readiness;
 use crate::store::Stores;
 
@@ -122,6 +122,10 @@ pub fn router(state: AppState) -> Router {
             request_head::check,
         ))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }
 

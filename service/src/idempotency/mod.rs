@@ -36,6 +36,7 @@ use tokio::time::Instant;
 pub use self::claim::Claim;
 pub use self::policy::{InFlightMode, MismatchMode, Policy};
 use crate::clock::Clock;
+use crate::metrics::{Metrics, WaitEnd};
 use crate::store::{ChangeSignal, ClaimOutcome, KeyStore, Lease, OneStep, Resource, Resources, StoreError};
 
 /// First and largest pause between polls of an in-flight key whose owner
@@ -85,12 +86,28 @@ pub struct Idempotency {
     clock: Arc<dyn Clock>,
     /// Duplicate handling.
     policy: Policy,
+    /// Where waits for an in-flight original are recorded, if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Idempotency {
     /// Machinery over `keys`.
     pub fn new(keys: Arc<dyn KeyStore>, clock: Arc<dyn Clock>, policy: Policy) -> Self {
-        Self { keys, clock, policy }
+        Self {
+            keys,
+            clock,
+            policy,
+            metrics: None,
+        }
+    }
+
+    /// The same machinery, recording in `metrics` how long duplicates
+    /// wait for their in-flight original.
+    pub fn observed(self, metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..self
+        }
     }
 
     /// Starts a request carrying a key: creates `new` in one step if the
@@ -114,6 +131,31 @@ impl Idempotency {
             OneStep::Replayed(original) => return Ok(Begun::Replayed(original)),
             OneStep::Taken => {}
         }
+        let mut waited = None;
+        let begun = self.the_long_way(resources, scope, fingerprint, &mut waited).await;
+        if let (Some(since), Some(metrics)) = (waited, &self.metrics) {
+            let end = match &begun {
+                Ok(Begun::Replayed(_)) => WaitEnd::Replayed,
+                Ok(Begun::Claimed(_) | Begun::Created(_)) => WaitEnd::Claimed,
+                Err(Refused::InFlight) => WaitEnd::GaveUp,
+                Err(Refused::Mismatch) => WaitEnd::Mismatch,
+                Err(Refused::Store(_)) => WaitEnd::Error,
+            };
+            metrics.operational.duplicate_waited(since.elapsed(), end);
+        }
+        begun
+    }
+
+    /// Claims the key, or turns its state into a replay, a mismatch or a
+    /// wait; `waited` is set when the first wait for an in-flight
+    /// original begins.
+    async fn the_long_way<R: Resource>(
+        &self,
+        resources: &dyn Resources<R>,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        waited: &mut Option<Instant>,
+    ) -> Result<Begun<R>, Refused> {
         let deadline = Instant::now() + self.policy.wait;
         let mut poll = POLL_FIRST;
         loop {
@@ -143,6 +185,7 @@ impl Idempotency {
             if self.policy.in_flight == InFlightMode::Reject || Instant::now() >= deadline {
                 return Err(Refused::InFlight);
             }
+            waited.get_or_insert_with(Instant::now);
             match change {
                 // Wake on the owner's change, on its lease running out (a
                 // new claim then takes the key over), or at our deadline.

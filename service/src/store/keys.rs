@@ -82,4 +82,23 @@ pub trait KeyStore: Send + Sync + 'static {
     /// connection could be had within `patience` because every one is in
     /// use: that says nothing about writes.
     async fn probe_write(&self, now: Timestamp, patience: Duration) -> Probe;
+
+    /// How the store's database connection pool is used now, for
+    /// `/metrics`; `None` for a store without one (the in-memory store).
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
+}
+
+/// A snapshot of a connection pool's use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections held by a store call.
+    pub in_use: u32,
+    /// Connections open and free.
+    pub idle: u32,
+    /// Store calls in flight, holding a connection or waiting for one.
+    pub calls: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
 }

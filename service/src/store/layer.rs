@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
 
-use super::{ClaimOutcome, KeyStore, Lease, Listed, OneStep, PageBound, Resource, Resources, StoreError};
+use super::{ClaimOutcome, KeyStore, Lease, Listed, OneStep, PageBound, PoolUse, Resource, Resources, StoreError};
 use crate::readiness::Probe;
 
 /// A change to some store calls. Resource calls are generic, so one layer
@@ -145,6 +145,10 @@ impl<L: Layer> KeyStore for Layered<L, dyn KeyStore> {
 
     async fn probe_write(&self, now: Timestamp, patience: Duration) -> Probe {
         self.layer.probe_write(&*self.next, now, patience).await
+    }
+
+    fn pool_use(&self) -> Option<PoolUse> {
+        self.next.pool_use()
     }
 }
 

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use idemproof_models::Timestamp;
 
-pub use self::keys::{ChangeSignal, ClaimOutcome, KeyStore, Lease};
+pub use self::keys::{ChangeSignal, ClaimOutcome, KeyStore, Lease, PoolUse};
 pub use self::layer::{Layer, Layered};
 pub use self::resource::{Listed, OneStep, PageBound, PgQuery, Resource, Resources};
 use crate::domain::agent::Agent;

@@ -31,10 +31,19 @@ pub fn command(name: &str) -> Command {
 /// Runs `command` to its end, killing it if it runs longer than `limit`;
 /// its output, or a panic saying what went wrong. Blocking: call it from
 /// `tokio::task::spawn_blocking` inside async tests.
-pub fn run(mut command: Command, limit: Duration) -> Output {
+pub fn run(command: Command, limit: Duration) -> Output {
+    run_with_input(command, Vec::new(), limit)
+}
+
+/// [`run`], with `input` written to the tool's standard input.
+pub fn run_with_input(mut command: Command, input: Vec<u8>, limit: Duration) -> Output {
     let shown = format!("{command:?}");
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(if input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -50,6 +59,14 @@ pub fn run(mut command: Command, limit: Duration) -> Output {
             bytes
         })
     };
+    let feed = child.stdin.take().map(|mut stdin| {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // A tool that exits before reading everything closes the
+            // pipe; its status says why.
+            let _ = stdin.write_all(&input);
+        })
+    });
     let stdout = drain(
         child
             .stdout
@@ -77,6 +94,9 @@ pub fn run(mut command: Command, limit: Duration) -> Output {
             Err(e) => panic!("waiting for {shown}: {e}"),
         }
     };
+    if let Some(feed) = feed {
+        let _ = feed.join();
+    }
     let output = Output {
         status,
         stdout: stdout.join().unwrap_or_default(),

@@ -25,6 +25,7 @@ mod statements;
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,7 +36,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use self::resources::PgResources;
 pub use self::statements::one_step_sql;
-use super::{ChangeSignal, ClaimOutcome, KeyStore, Lease, StoreError, Stores};
+use super::{ChangeSignal, ClaimOutcome, KeyStore, Lease, PoolUse, StoreError, Stores};
 use crate::readiness::Probe;
 
 /// The schema, embedded at compile time.
@@ -82,6 +83,18 @@ pub struct PgStore {
     pool: PgPool,
     /// Lease and TTL written into every claim.
     terms: Terms,
+    /// Store calls in flight (for `/metrics`: those not holding a
+    /// connection are waiting for one).
+    calls: Arc<AtomicU32>,
+}
+
+/// One store call in flight, counted until it drops.
+pub(super) struct Call(Arc<AtomicU32>);
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PgStore {
@@ -109,7 +122,11 @@ impl PgStore {
             }
         };
         schema.migrator().run(&pool).await?;
-        Ok(Self { pool, terms })
+        Ok(Self {
+            pool,
+            terms,
+            calls: Arc::default(),
+        })
     }
 
     /// The stores of every kind of resource over this database.
@@ -119,6 +136,12 @@ impl PgStore {
             agents: Arc::new(PgResources::new(self.clone())),
             deployments: Arc::new(PgResources::new(self.clone())),
         }
+    }
+
+    /// Counts a store call in flight until the result drops.
+    pub(super) fn call(&self) -> Call {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Call(self.calls.clone())
     }
 
     /// The pool, for tests and the harness's direct checks.
@@ -149,6 +172,7 @@ impl KeyStore for PgStore {
         token: LeaseToken,
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
+        let _call = self.call();
         // Read first: replays, mismatches and in-flight keys are answered
         // from a plain read. Only a key that `decide` finds free is written,
         // because even a no-op `ON CONFLICT DO UPDATE` locks the row, and a
@@ -193,6 +217,7 @@ impl KeyStore for PgStore {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let _call = self.call();
         sqlx::query(queries::RELEASE)
             .bind(lease.scope.organization_id)
             .bind(lease.scope.user_id)
@@ -206,6 +231,7 @@ impl KeyStore for PgStore {
     }
 
     async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        let _call = self.call();
         let done = sqlx::query(queries::REAP)
             .bind(now)
             .bind(i64::from(limit))
@@ -216,6 +242,7 @@ impl KeyStore for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        let _call = self.call();
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
@@ -224,6 +251,7 @@ impl KeyStore for PgStore {
     }
 
     async fn probe_write(&self, _now: Timestamp, patience: Duration) -> Probe {
+        let _call = self.call();
         let mut conn = match tokio::time::timeout(patience, self.pool.acquire()).await {
             Ok(Ok(conn)) => conn,
             // No connection in time. If every connection is out doing work
@@ -258,6 +286,17 @@ impl KeyStore for PgStore {
                 Probe::Failed
             }
         }
+    }
+
+    fn pool_use(&self) -> Option<PoolUse> {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        Some(PoolUse {
+            in_use: size - idle,
+            idle,
+            calls: self.calls.load(Ordering::Relaxed),
+            max: self.pool.options().get_max_connections(),
+        })
     }
 }
 

@@ -68,6 +68,7 @@ impl<'r, R: sqlx::FromRow<'r, PgRow>> sqlx::FromRow<'r, PgRow> for ListedRow<R> 
 #[async_trait]
 impl<R: Resource> Resources<R> for PgResources<R> {
     async fn insert(&self, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
+        let _call = self.store.call();
         R::bind(new, now, sqlx::query_as(&self.sql.insert))
             .fetch_one(&self.store.pool)
             .await
@@ -81,6 +82,7 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         new: &R::New,
         now: Timestamp,
     ) -> Result<OneStep<R>, StoreError> {
+        let _call = self.store.call();
         let created = R::bind(new, now, sqlx::query_as(&self.sql.one_step))
             .bind(scope.organization_id)
             .bind(scope.user_id)
@@ -123,6 +125,7 @@ impl<R: Resource> Resources<R> for PgResources<R> {
     }
 
     async fn insert_completing(&self, lease: &Lease, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
+        let _call = self.store.call();
         R::bind(new, now, sqlx::query_as(&self.sql.completing))
             .bind(lease.scope.organization_id)
             .bind(lease.scope.user_id)
@@ -136,6 +139,7 @@ impl<R: Resource> Resources<R> for PgResources<R> {
     }
 
     async fn get(&self, organization_id: i64, id: i64) -> Result<Option<R>, StoreError> {
+        let _call = self.store.call();
         sqlx::query_as(&self.sql.get)
             .bind(organization_id)
             .bind(id)
@@ -151,6 +155,7 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         after: Option<i64>,
         bound: PageBound,
     ) -> Result<Listed<R>, StoreError> {
+        let _call = self.store.call();
         let mut query = sqlx::query_as(&self.sql.list)
             .bind(organization_id)
             .bind(after.unwrap_or(i64::MIN))

@@ -1,6 +1,11 @@
 //! `GET /metrics` (on its own listener, `METRICS_BIND`): Prometheus text
-//! exposition of the creation outcomes and of how many creations carried a
-//! key. A handful of atomic counters; no metrics framework needed.
+//! exposition. Here, the creation outcomes, how many creations carried a
+//! key and the readiness probes, as atomic counters; in [`operational`],
+//! latency histograms and the gauges (requests in flight, duplicate waits,
+//! the database pool, the reaper). docs/operations.md says which metric
+//! answers which question.
+
+pub mod operational;
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use clap::ValueEnum;
 
+pub use self::operational::{Operational, WaitEnd};
 use crate::readiness::Probe;
 
 /// How a creation request ended. Its label in `/metrics` is the variant's
@@ -51,6 +57,8 @@ pub struct Metrics {
     probes: Vec<AtomicU64>,
     /// The readiness verdict after the last probe.
     ready: AtomicBool,
+    /// Latencies and gauges.
+    pub operational: Operational,
 }
 
 impl Default for Metrics {
@@ -61,6 +69,7 @@ impl Default for Metrics {
             keyed_creates: AtomicU64::new(0),
             probes: Probe::value_variants().iter().map(|_| AtomicU64::new(0)).collect(),
             ready: AtomicBool::new(true),
+            operational: Operational::default(),
         }
     }
 }
@@ -146,6 +155,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE idemproof_ready gauge");
         let _ = writeln!(out, "idemproof_ready {ready}");
+        out.push_str(&self.operational.render());
         out
     }
 }
