@@ -27,10 +27,14 @@
 //! - [`postgres`]: the Postgres container.
 
 pub mod check;
-pub mod child;
+pub mod check_target;
 pub mod cli;
 pub mod client;
+pub mod contract;
+pub mod deploy;
 pub mod driver;
+pub mod fault;
+pub mod form;
 pub mod history;
 pub mod load;
 pub mod mutants;
@@ -38,8 +42,23 @@ pub mod postgres;
 pub mod report;
 pub mod scenario;
 pub mod suite;
-pub mod target;
+pub mod testing;
+
+/// The former name of [`deploy`], for the fault store the contract tests
+/// use.
+#[doc(hidden)]
+pub mod target {
+    pub use crate::deploy::{FaultState, FaultStore};
+}
 
 /// The seeded generator behind every random choice: portable and
 /// reproducible across platforms and versions, as a replayable seed needs.
 pub type SeededRng = rand::rngs::Xoshiro256PlusPlus;
+
+/// The command-line name of a clap value (`storm`, `lost-ack`).
+pub(crate) fn value_name<T: clap::ValueEnum>(value: &T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}

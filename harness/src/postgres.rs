@@ -129,7 +129,7 @@ impl PgServer {
     }
 
     fn set_addr(&self, addr: SocketAddr) {
-        *self.addr.lock().expect("address lock") = addr;
+        *self.addr.lock().unwrap_or_else(|p| p.into_inner()) = addr;
     }
 
     /// Polls until a real connection works: the official image logs
@@ -152,7 +152,7 @@ impl PgServer {
 
     /// Where Postgres listens right now.
     pub fn addr(&self) -> SocketAddr {
-        *self.addr.lock().expect("address lock")
+        *self.addr.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// URL of database `db`, directly (not through the harness's proxy).
@@ -160,28 +160,27 @@ impl PgServer {
         format!("postgres://postgres@{}/{db}", self.addr())
     }
 
-    /// Creates an empty database and returns its URL.
+    /// Creates an empty database and returns its URL. For tests and
+    /// benchmarks, which have no use for a server that cannot create one:
+    /// panics with the reason.
     pub async fn fresh_database(&self) -> String {
-        let name = self.create_database().await;
-        self.url(&name)
+        match self.create_database().await {
+            Ok(name) => self.url(&name),
+            Err(e) => panic!("cannot create a test database: {e:#}"),
+        }
     }
 
     /// Creates an empty database and returns its name.
-    pub async fn create_database(&self) -> String {
+    pub async fn create_database(&self) -> anyhow::Result<String> {
         let name = format!(
             "idemproof_{}_{}",
             std::process::id(),
             self.next_db.fetch_add(1, Ordering::SeqCst)
         );
-        let mut admin = PgConnection::connect(&self.url("postgres"))
-            .await
-            .expect("connect as admin");
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create database");
+        let mut admin = PgConnection::connect(&self.url("postgres")).await?;
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
         let _ = admin.close().await;
-        name
+        Ok(name)
     }
 
     /// `docker stop`: the server shuts down; its data survives.

@@ -1,0 +1,369 @@
+//! The HTTP side of the harness, driven by a [`Contract`]: one reqwest
+//! client, credentials per principal (or per simulated client, for login
+//! sessions), and the few calls the harness makes: create, read one back,
+//! list. Nothing here knows any particular API.
+
+mod answer;
+mod auth;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde_json::Value;
+
+pub use self::answer::classify;
+pub use self::auth::Who;
+use crate::contract::template::{self, Vars, percent_encode, text_of};
+use crate::contract::{Contract, Encoding, KeyFormat, KeyIn, PageKind};
+use crate::form::{Form, FormField};
+use crate::history::Outcome;
+
+/// Header naming an attempt for the fault proxy (stripped there).
+pub const ATTEMPT_HEADER: &str = "idemproof-attempt";
+/// Header carrying an attempt's unique tag for the fault proxy.
+pub const TAG_HEADER: &str = "idemproof-tag";
+
+/// The simulated client used for reading the final state back.
+pub const READER: usize = usize::MAX;
+
+/// One creation attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateRequest<'a> {
+    /// Who sends it.
+    pub who: Who,
+    /// The idempotency key, if any.
+    pub key: Option<&'a str>,
+    /// The form.
+    pub form: &'a Form,
+    /// For the fault proxy: the attempt number and a unique tag.
+    pub tag: Option<(u32, u64)>,
+}
+
+/// An answer as it came.
+#[derive(Debug)]
+pub enum Raw {
+    /// Status, headers and body.
+    Answer {
+        /// Status.
+        status: u16,
+        /// Headers.
+        headers: HeaderMap,
+        /// Body.
+        body: Vec<u8>,
+    },
+    /// The client gave up waiting.
+    Timeout,
+}
+
+/// A client of one service's API.
+pub struct ApiClient {
+    http: reqwest::Client,
+    contract: Arc<Contract>,
+    auth: auth::Authenticator,
+    /// Substituted for `{nonce}`.
+    nonce: String,
+}
+
+impl ApiClient {
+    /// A client for `contract`'s API; `nonce` fills `{nonce}`.
+    pub fn new(contract: Arc<Contract>, nonce: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            http,
+            auth: auth::Authenticator::new(contract.clone()),
+            contract,
+            nonce: nonce.to_owned(),
+        })
+    }
+
+    /// The contract this client follows.
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    /// Opens `who`'s session (logs in, or mints its token) ahead of time,
+    /// so requests released together are not spread out by their logins.
+    pub async fn prepare(&self, base: &str, who: Who) -> Result<(), String> {
+        let url = Url::parse(base).map_err(|e| format!("bad URL {base}: {e}"))?;
+        self.auth.headers(&self.http, base, &url, who).await.map(|_| ())
+    }
+
+    /// One creation attempt against `base`, bounded by `timeout`.
+    pub async fn create(&self, base: &str, req: &CreateRequest<'_>, timeout: Duration) -> Outcome {
+        match self.send_create(base, req, timeout).await {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::Transport { error },
+        }
+    }
+
+    /// The request `create` sends: method, URL, headers and body.
+    pub fn build_create(
+        &self,
+        base: &str,
+        req: &CreateRequest<'_>,
+    ) -> Result<(reqwest::Method, Url, HeaderMap, Vec<u8>), String> {
+        let c = &self.contract;
+        let mut vars = principal_vars(c, req.who).set("nonce", self.nonce.clone());
+        for &field in FormField::all() {
+            let name = match field {
+                FormField::Name => "name",
+                FormField::Description => "description",
+                FormField::Level => "level",
+            };
+            vars = vars.set(name, req.form.value(field));
+        }
+        if let Some(key) = req.key {
+            vars = vars.set("key", key);
+        }
+        let mut path = template::render_str(&c.create.path, &vars, percent_encode)?;
+        let mut body = template::render_value(&c.create.body, &vars)?;
+        let mut headers = HeaderMap::new();
+        if let Some(key) = req.key {
+            match c.key.place {
+                KeyIn::Header => {
+                    let value = match c.key.format {
+                        KeyFormat::SfString => format!("\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\"")),
+                        KeyFormat::Raw => key.to_owned(),
+                    };
+                    let name = reqwest::header::HeaderName::from_bytes(c.key.name.as_bytes())
+                        .map_err(|_| format!("`{}` is not a header name", c.key.name))?;
+                    let value = HeaderValue::from_str(&value).map_err(|_| "the key is not printable".to_owned())?;
+                    headers.insert(name, value);
+                }
+                KeyIn::Body => match c.create.encoding {
+                    Encoding::Json => answer::set_pointer(&mut body, &c.key.name, Value::from(key)),
+                    Encoding::Form => {
+                        if let Value::Object(map) = &mut body {
+                            map.insert(c.key.name.clone(), Value::from(key));
+                        }
+                    }
+                },
+                KeyIn::Query => {
+                    let sep = if path.contains('?') { '&' } else { '?' };
+                    path = format!("{path}{sep}{}={}", percent_encode(&c.key.name), percent_encode(key));
+                }
+            }
+        }
+        let (content_type, bytes) = encode_body(c.create.encoding, &body)?;
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Some((attempt, tag)) = req.tag {
+            headers.insert(ATTEMPT_HEADER, HeaderValue::from(attempt));
+            headers.insert(TAG_HEADER, HeaderValue::from(tag));
+        }
+        let url = Url::parse(&format!("{base}{path}")).map_err(|e| format!("bad URL {base}{path}: {e}"))?;
+        let method = reqwest::Method::from_bytes(c.create.method.as_bytes()).map_err(|e| e.to_string())?;
+        Ok((method, url, headers, bytes))
+    }
+
+    async fn send_create(&self, base: &str, req: &CreateRequest<'_>, timeout: Duration) -> Result<Outcome, String> {
+        Ok(match self.create_raw(base, req, timeout).await? {
+            Raw::Answer { status, headers, body } => classify(&self.contract, status, &headers, &body),
+            Raw::Timeout => Outcome::Timeout,
+        })
+    }
+
+    /// One creation attempt, the answer as it came (for `check-target`).
+    pub async fn create_raw(&self, base: &str, req: &CreateRequest<'_>, timeout: Duration) -> Result<Raw, String> {
+        let (method, url, mut headers, body) = self.build_create(base, req)?;
+        let auth = self.auth.headers(&self.http, base, &url, req.who).await?;
+        headers.extend(auth);
+        let request = self
+            .http
+            .request(method, url.clone())
+            .headers(headers)
+            .body(body)
+            .timeout(timeout);
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Ok(Raw::Timeout),
+            Err(e) => return Err(short(&e)),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        self.auth.observe(req.who, &url, &headers);
+        match response.bytes().await {
+            Ok(body) => Ok(Raw::Answer {
+                status,
+                headers,
+                body: body.to_vec(),
+            }),
+            Err(e) if e.is_timeout() => Ok(Raw::Timeout),
+            Err(e) => Err(format!("{} (after status {status})", short(&e))),
+        }
+    }
+
+    /// Reads resource `id` back as `tenant`/`user`: `Ok(None)` if the
+    /// service says it does not exist.
+    pub async fn get(&self, base: &str, tenant: usize, user: usize, id: &str) -> anyhow::Result<Option<Value>> {
+        let c = &self.contract;
+        let get = c
+            .read
+            .get
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the contract has no read.get"))?;
+        let who = Who {
+            client: READER,
+            tenant,
+            user,
+        };
+        let vars = principal_vars(c, who).set("id", id);
+        let path = template::render_str(&get.path, &vars, percent_encode).map_err(anyhow::Error::msg)?;
+        let (status, body) = self.read(base, &path, who).await?;
+        if get.missing.contains(&status) {
+            return Ok(None);
+        }
+        anyhow::ensure!((200..300).contains(&status), "GET {path} answered {status}");
+        let mut json: Value = serde_json::from_slice(&body)?;
+        for p in &c.response.volatile {
+            // Volatile pointers name the creation answer's fields; the same
+            // paths under the read's resource are dropped too.
+            let relative = p.strip_prefix(c.response.resource.as_str()).unwrap_or(p);
+            if let Some(res) = json.pointer_mut(&get.resource) {
+                answer_remove(res, relative);
+            }
+        }
+        Ok(json.pointer(&get.resource).cloned())
+    }
+
+    /// Every item the list shows `tenant`/`user`, following its pages.
+    pub async fn list(&self, base: &str, tenant: usize, user: usize) -> anyhow::Result<Vec<Value>> {
+        let c = &self.contract;
+        let list = c
+            .read
+            .list
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the contract has no read.list"))?;
+        let who = Who {
+            client: READER,
+            tenant,
+            user,
+        };
+        let first =
+            template::render_str(&list.path, &principal_vars(c, who), percent_encode).map_err(anyhow::Error::msg)?;
+        let p = &list.pagination;
+        let mut all = Vec::new();
+        let mut path = first.clone();
+        let mut page = p.start;
+        for _ in 0..list.max_pages {
+            if p.kind == PageKind::Page {
+                path = with_param(&first, p.param.as_deref().unwrap_or("page"), &page.to_string());
+            }
+            let (status, body) = self.read(base, &path, who).await?;
+            anyhow::ensure!((200..300).contains(&status), "GET {path} answered {status}");
+            let json: Value = serde_json::from_slice(&body)?;
+            let items = json
+                .pointer(&list.items)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let empty = items.is_empty();
+            all.extend(items);
+            let next = p
+                .next
+                .as_deref()
+                .and_then(|n| json.pointer(n))
+                .filter(|v| !v.is_null())
+                .map(text_of);
+            match (p.kind, next) {
+                (PageKind::None, _) => return Ok(all),
+                (PageKind::Page, _) if empty => return Ok(all),
+                (PageKind::Page, _) => page += 1,
+                (PageKind::Cursor, Some(cursor)) if !cursor.is_empty() => {
+                    path = with_param(&first, p.param.as_deref().unwrap_or("cursor"), &cursor);
+                }
+                (PageKind::NextLink, Some(link)) if !link.is_empty() => {
+                    path = match link.strip_prefix(base) {
+                        Some(rest) => rest.to_owned(),
+                        None if link.starts_with('/') => link,
+                        None => anyhow::bail!("next link {link} is not on {base}"),
+                    };
+                }
+                _ => return Ok(all),
+            }
+        }
+        anyhow::bail!("the list has more than {} pages", list.max_pages)
+    }
+
+    async fn read(&self, base: &str, path: &str, who: Who) -> anyhow::Result<(u16, Vec<u8>)> {
+        let url = Url::parse(&format!("{base}{path}"))?;
+        let headers = self
+            .auth
+            .headers(&self.http, base, &url, who)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let response = self
+            .http
+            .get(url.clone())
+            .headers(headers)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        self.auth.observe(who, &url, response.headers());
+        Ok((status, response.bytes().await?.to_vec()))
+    }
+}
+
+fn answer_remove(value: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    if let Some(Value::Object(map)) = value.pointer_mut(parent) {
+        map.remove(last);
+    }
+}
+
+fn with_param(path: &str, name: &str, value: &str) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{sep}{}={}", percent_encode(name), percent_encode(value))
+}
+
+/// `{tenant}`, `{user}` and `{client}` for `who`.
+fn principal_vars(contract: &Contract, who: Who) -> Vars {
+    let p = &contract.principals;
+    Vars::new()
+        .set("tenant", p.tenants.get(who.tenant).cloned().unwrap_or(Value::Null))
+        .set("user", p.users.get(who.user).cloned().unwrap_or(Value::Null))
+        .set("client", if who.client == READER { -1 } else { who.client as i64 })
+}
+
+/// A body as bytes with its content type.
+fn encode_body(encoding: Encoding, body: &Value) -> Result<(&'static str, Vec<u8>), String> {
+    match encoding {
+        Encoding::Json => Ok(("application/json", serde_json::to_vec(body).map_err(|e| e.to_string())?)),
+        Encoding::Form => {
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            for (k, v) in body.as_object().into_iter().flatten() {
+                match v {
+                    Value::Array(items) => pairs.extend(items.iter().map(|i| (k.clone(), text_of(i)))),
+                    Value::Null => {}
+                    other => pairs.push((k.clone(), text_of(other))),
+                }
+            }
+            let text = serde_urlencoded::to_string(&pairs).map_err(|e| e.to_string())?;
+            Ok(("application/x-www-form-urlencoded", text.into_bytes()))
+        }
+    }
+}
+
+/// The error without reqwest's URL noise, for the history.
+fn short(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_connect() {
+        "connection refused".to_owned()
+    } else if e.is_request() || e.is_body() {
+        "connection closed".to_owned()
+    } else {
+        "transport error".to_owned()
+    };
+    if let Some(source) = std::error::Error::source(e) {
+        msg.push_str(": ");
+        msg.push_str(&source.to_string());
+    }
+    msg
+}

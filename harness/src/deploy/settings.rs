@@ -1,0 +1,90 @@
+//! How the services the harness starts itself are configured: the one
+//! place the service crate's configuration types meet the harness's own
+//! [`Semantics`].
+
+use std::time::Duration;
+
+use idemproof_service::config::{Config, InFlightMode, MismatchMode};
+use idemproof_service::mutants::Strategy;
+use serde::Serialize;
+
+use crate::contract::{InFlight, Mismatch, Semantics};
+
+/// Settings of the reference service processes the harness starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSettings {
+    /// Correct or one of the broken strategies.
+    pub strategy: Strategy,
+    /// HS256 secret for minting tokens.
+    #[serde(skip)]
+    pub secret: String,
+    /// `IDEMPOTENCY_MISMATCH`, `IDEMPOTENCY_IN_FLIGHT`, `IDEMPOTENCY_LEASE`
+    /// (short, so crash recovery fits in a run) and `IDEMPOTENCY_WAIT`.
+    pub semantics: Semantics,
+    /// `DATABASE_MAX_CONNECTIONS` per replica.
+    pub pool_size: u32,
+}
+
+impl ServiceSettings {
+    /// The harness's defaults: correct strategy, 2 s lease, 1 s wait.
+    pub fn new(secret: String) -> Self {
+        Self {
+            strategy: Strategy::Correct,
+            secret,
+            semantics: Semantics {
+                lease: Duration::from_secs(2),
+                wait: Duration::from_secs(1),
+                ..Semantics::default()
+            },
+            pool_size: 16,
+        }
+    }
+
+    fn in_flight(&self) -> InFlightMode {
+        match self.semantics.in_flight {
+            InFlight::Wait => InFlightMode::Wait,
+            InFlight::Reject => InFlightMode::Reject,
+        }
+    }
+
+    fn mismatch(&self) -> MismatchMode {
+        match self.semantics.mismatch {
+            Mismatch::Reject => MismatchMode::Reject,
+            Mismatch::Replay => MismatchMode::Replay,
+        }
+    }
+
+    /// The in-process service's configuration.
+    pub(super) fn config(&self) -> Config {
+        Config {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            auth_secret: Some(self.secret.clone()),
+            idempotency_lease: self.semantics.lease,
+            idempotency_wait: self.semantics.wait,
+            idempotency_in_flight: self.in_flight(),
+            idempotency_mismatch: self.mismatch(),
+            database_max_connections: self.pool_size,
+            ..Config::default()
+        }
+    }
+
+    /// Environment of a child replica (everything but BIND and the URL).
+    pub(super) fn env(&self) -> Vec<(String, String)> {
+        let d = |d: Duration| humantime::format_duration(d).to_string();
+        vec![
+            ("AUTH_SECRET".into(), self.secret.clone()),
+            ("IDEMPOTENCY_LEASE".into(), d(self.semantics.lease)),
+            ("IDEMPOTENCY_WAIT".into(), d(self.semantics.wait)),
+            (
+                "IDEMPOTENCY_IN_FLIGHT".into(),
+                format!("{:?}", self.in_flight()).to_lowercase(),
+            ),
+            (
+                "IDEMPOTENCY_MISMATCH".into(),
+                format!("{:?}", self.mismatch()).to_lowercase(),
+            ),
+            ("DATABASE_MAX_CONNECTIONS".into(), self.pool_size.to_string()),
+            ("LOG_FORMAT".into(), "text".into()),
+        ]
+    }
+}
