@@ -11,14 +11,16 @@
 
 use std::sync::Arc;
 
-use idemproof_harness::contract::Contract;
-use idemproof_harness::deploy::{ServiceSettings, Target};
+use idemproof_harness::check::Invariant;
+use idemproof_harness::contract::{Contract, ReadSql};
+use idemproof_harness::deploy::{ProcessReplica, ServiceSettings, Target};
 use idemproof_harness::mutants;
 use idemproof_harness::postgres::{SKIP_VAR, docker_opted_out};
 use idemproof_harness::report::{RunReport, Status};
 use idemproof_harness::scenario::Scenario;
 use idemproof_harness::suite::{self, Environment, Sizes};
 use idemproof_service::config::DEV_AUTH_SECRET;
+use idemproof_service::mutants::Strategy;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Fixed so a failure here replays exactly with `idemproof suite --seed`.
@@ -58,6 +60,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     trials.push(url_trial(&runtime));
+    trials.push(sql_oracle_trial(&runtime, &env));
     trials.push(load_smoke_trial(&runtime));
     trials.push(mutants_trial(&runtime, &env, Target::Memory));
     trials.push(mutants_trial(&runtime, &env, Target::Postgres { replicas: 2 }));
@@ -293,4 +296,68 @@ fn url_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
             assert_clean(&ran_report)
         })
     })
+}
+
+/// A black box's final state from a SQL count on its own database (the
+/// side-effect oracle of a target file's `read.sql`): the reference service
+/// as a process over Postgres behind `url=`, its file's list replaced by a
+/// count query. The legacy design's storm duplicates are counted there;
+/// the correct service has none.
+fn sql_oracle_trial(runtime: &Arc<tokio::runtime::Runtime>, env: &Arc<Result<Environment, String>>) -> Trial {
+    let name = "postgres::sql_count_oracle".to_owned();
+    trial(
+        runtime,
+        env,
+        name,
+        Target::Postgres { replicas: 1 },
+        move |runtime, env, _| {
+            runtime.block_on(async {
+                fn fail(e: impl std::fmt::Debug) -> Failed {
+                    Failed::from(format!("{e:?}"))
+                }
+                let pg = env.postgres.as_ref().ok_or_else(|| Failed::from("no Postgres"))?;
+                for strategy in [Strategy::Correct, Strategy::Legacy] {
+                    let db = pg.create_database().await.map_err(fail)?;
+                    let db_url = pg.url(&db);
+                    let settings = ServiceSettings { strategy, ..settings() };
+                    let mut replica = ProcessReplica::start(Some(&db_url), &settings).await.map_err(fail)?;
+                    let mut contract = Contract::reference().map_err(fail)?;
+                    contract.read.list = None;
+                    contract.read.sql = Some(ReadSql {
+                        url: db_url,
+                        count: "SELECT count(*) FROM agents WHERE idempotency_key = {key} \
+                            AND organization_id = {tenant}::bigint AND user_id = {user}::bigint"
+                            .into(),
+                    });
+                    contract.semantics = settings.semantics;
+                    let target = Target::url(contract, &format!("http://127.0.0.1:{}", replica.port));
+                    // Eight storm keys: the legacy race needs a few tries.
+                    let sizes = Sizes {
+                        keys: 64,
+                        ..Sizes::smoke(SEED)
+                    };
+                    let report = suite::run(&target, env, &settings, &sizes, &[Scenario::Storm], false).await;
+                    replica.kill().await;
+                    let report = report.map_err(fail)?;
+                    let storm = &report.scenarios[0];
+                    if !storm.final_state.iter().any(|s| s == "SQL count") {
+                        return Err(format!("the final state was read by {:?}", storm.final_state).into());
+                    }
+                    let extra = storm.violations.iter().any(|v| v.invariant == Invariant::NoExtraAgents);
+                    match strategy {
+                        Strategy::Correct => assert_clean(&report)?,
+                        _ if !extra => {
+                            return Err(format!(
+                                "{strategy}: no duplicate counted ({} violations)",
+                                report.violations()
+                            )
+                            .into());
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })
+        },
+    )
 }

@@ -15,6 +15,9 @@ mod invariant;
 mod per_key;
 mod timeline;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

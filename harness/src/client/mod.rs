@@ -367,3 +367,59 @@ fn short(e: &reqwest::Error) -> String {
     }
     msg
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use axum::extract::Query;
+    use axum::routing::get;
+    use serde_json::json;
+
+    use super::*;
+    use crate::contract::Profile;
+    use crate::deploy::router::Served;
+
+    /// 25 items, ten a page, reachable by a cursor, a next link or a page
+    /// number.
+    async fn items(Query(q): Query<HashMap<String, String>>) -> axum::Json<Value> {
+        let num = |k: &str| q.get(k).and_then(|v| v.parse::<usize>().ok());
+        let from = num("after").or(num("page").map(|p| (p - 1) * 10)).unwrap_or(0);
+        let page: Vec<Value> = (from..25.min(from + 10))
+            .map(|i| json!({"id": i, "key": format!("k{i}")}))
+            .collect();
+        let more = from + 10 < 25;
+        axum::Json(json!({
+            "items": page,
+            "cursor": more.then(|| (from + 10).to_string()),
+            "next": more.then(|| format!("/items?after={}", from + 10)),
+        }))
+    }
+
+    #[tokio::test]
+    async fn lists_follow_cursors_next_links_and_page_numbers() -> anyhow::Result<()> {
+        let served = Served::start(axum::Router::new().route("/items", get(items))).await?;
+        for pagination in [
+            json!({"kind": "cursor", "param": "after", "next": "/cursor"}),
+            json!({"kind": "next-link", "next": "/next"}),
+            json!({"kind": "page", "param": "page", "start": 1}),
+        ] {
+            let contract = Contract::builder(Profile::Ietf)
+                .tenants([1])
+                .users([1])
+                .create("POST", "/items", json!({"name": "{name}"}))
+                .set("response.id.pointer", "/id")
+                .set(
+                    "read.list",
+                    json!({"path": "/items", "items": "/items", "id": "/id", "key": "/key", "pagination": pagination}),
+                )
+                .build()?;
+            let client = ApiClient::new(Arc::new(contract), "n")?;
+            let listed = client.list(served.url(), 0, 0).await?;
+            let ids: Vec<String> = listed.iter().map(|i| text_of(&i["id"])).collect();
+            let expected: Vec<String> = (0..25).map(|i: usize| i.to_string()).collect();
+            assert_eq!(ids, expected, "{pagination}");
+        }
+        Ok(())
+    }
+}
