@@ -18,6 +18,9 @@ use crate::history::RetryPolicy;
 /// Latency injected between service and store.
 const LATENCY: Duration = Duration::from_millis(20);
 
+/// Longest the fault proxy holds a black box's answers.
+const MAX_HOLD: Duration = Duration::from_millis(200);
+
 /// Latency assumed for a black box that was not calibrated.
 const UNCALIBRATED: Latency = Latency {
     typical: Duration::from_millis(5),
@@ -30,20 +33,25 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
         window: ctx.duration,
         ..Plan::default()
     };
-    // Where the harness controls latency, make the server slow; against a
-    // black box, make the client impatient instead, by the service's own
-    // measured latency: first timeouts from a third of its typical answer
-    // time to one and a half times it, and enough attempts (each waiting
-    // longer) to outlast its slowest answer four times over. A slow
-    // service gets slow clients; a correct one always gets through.
+    // Where the harness controls latency, make the server slow. Against a
+    // black box, hold its answers in the fault proxy for one typical
+    // answer time (the work is done, the answer is late), and make the
+    // client impatient by the service's own measured latency: first
+    // timeouts from a third of the answer time the client sees to one and
+    // a half times it, and enough attempts (each waiting longer) to
+    // outlast the slowest answer four times over. A slow service gets
+    // slow clients; a correct one always gets through.
     let (timeouts_us, attempts) = if ctx.caps.db_faults {
         plan.faults = vec![(Duration::ZERO, Fault::DbSlow(LATENCY)), (ctx.duration, Fault::Heal)];
         (20_000..100_000, 30)
     } else {
         let l = ctx.latency.unwrap_or(UNCALIBRATED);
-        let low = (l.typical.as_micros() as u64 / 3).max(500);
-        let high = (l.typical.as_micros() as u64 * 3 / 2).max(low + 500);
-        let attempts = (l.slowest.as_micros() as u64 * 4 / low).clamp(10, 100) as u32 + 2;
+        let hold = l.typical.min(MAX_HOLD);
+        plan.faults = vec![(Duration::ZERO, Fault::DelayAnswers(hold)), (ctx.duration, Fault::Heal)];
+        let (typical, slowest) = (l.typical + hold, l.slowest + hold);
+        let low = (typical.as_micros() as u64 / 3).max(500);
+        let high = (typical.as_micros() as u64 * 3 / 2).max(low + 500);
+        let attempts = (slowest.as_micros() as u64 * 4 / low).clamp(10, 100) as u32 + 2;
         (low..high, attempts)
     };
     let spread = ctx.duration.as_millis().max(1) as u64 * 2 / 3;
