@@ -146,9 +146,8 @@ impl Run<'_> {
     /// A black box's latency: a few creations one after another (fresh
     /// keys; they are not part of any scenario).
     async fn calibrate(&self) -> anyhow::Result<Latency> {
-        let mut deployment = Deployment::start(self.target, None, self.settings, self.sizes.seed).await?;
+        let deployment = Deployment::start(self.target, None, self.settings, self.sizes.seed).await?;
         let result = self.measure(&deployment).await;
-        deployment.apply(fault::Fault::Heal).await.ok();
         deployment.stop().await;
         result
     }

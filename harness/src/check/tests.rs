@@ -208,3 +208,20 @@ fn the_final_state_is_judged_as_reported() {
     let v: Vec<Invariant> = check(&h, &ctx).into_iter().map(|v| v.invariant).collect();
     assert_eq!(v, vec![Invariant::AcknowledgedDurable, Invariant::NoExtraAgents]);
 }
+
+#[test]
+fn every_invariant_and_scenario_has_a_row_in_the_docs() {
+    let doc = include_str!("../../../docs/harness.md");
+    for i in Invariant::all() {
+        assert!(
+            doc.contains(&format!("| `{i}` |")),
+            "docs/harness.md has no row for {i}"
+        );
+    }
+    for s in crate::scenario::Scenario::all() {
+        assert!(
+            doc.contains(&format!("| `{s}` |")),
+            "docs/harness.md has no row for {s}"
+        );
+    }
+}
