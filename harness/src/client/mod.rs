@@ -422,4 +422,58 @@ mod tests {
         }
         Ok(())
     }
+
+    fn with_key(place: &str, name: &str, format: &str, encoding: &str) -> anyhow::Result<ApiClient> {
+        let contract = Contract::builder(Profile::Ietf)
+            .tenants(["acme"])
+            .users([7])
+            .create(
+                "POST",
+                "/t/{tenant}/orders?u={user}",
+                json!({"item": "{name}", "qty": "{level}"}),
+            )
+            .set("create.encoding", encoding)
+            .set("key", json!({"in": place, "name": name, "format": format}))
+            .set("response.id.pointer", "/id")
+            .build()?;
+        ApiClient::new(Arc::new(contract), "n")
+    }
+
+    #[test]
+    fn the_key_goes_where_the_file_says() -> anyhow::Result<()> {
+        let form = Form::new("a b".into(), 3);
+        let req = CreateRequest {
+            who: Who {
+                client: 0,
+                tenant: 0,
+                user: 0,
+            },
+            key: Some("k\"1"),
+            form: &form,
+            tag: None,
+        };
+        let build = |c: &ApiClient| c.build_create("http://h", &req).map_err(anyhow::Error::msg);
+
+        let (_, url, headers, body) = build(&with_key("header", "Idempotency-Key", "sf-string", "json")?)?;
+        assert_eq!(url.as_str(), "http://h/t/acme/orders?u=7");
+        assert_eq!(headers["idempotency-key"], "\"k\\\"1\"");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body)?,
+            json!({"item": "a b", "qty": 3})
+        );
+
+        let (_, _, headers, _) = build(&with_key("header", "X-Key", "raw", "json")?)?;
+        assert_eq!(headers["x-key"], "k\"1");
+
+        let (_, _, _, body) = build(&with_key("body", "/meta/key", "raw", "json")?)?;
+        assert_eq!(serde_json::from_slice::<Value>(&body)?["meta"]["key"], "k\"1");
+
+        let (_, _, headers, body) = build(&with_key("body", "token", "raw", "form")?)?;
+        assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
+        assert_eq!(String::from_utf8(body)?, "item=a+b&qty=3&token=k%221");
+
+        let (_, url, _, _) = build(&with_key("query", "key", "raw", "json")?)?;
+        assert_eq!(url.query(), Some("u=7&key=k%221"));
+        Ok(())
+    }
 }
