@@ -9,7 +9,7 @@
 //! `lines_throughput.svg`):
 //! - `claim_table_claim_complete`: `claim`, then `complete` when acquired
 //!   (the two-phase path);
-//! - `claim_table_create_fresh`: `create_fresh` (the one-step path of a new
+//! - `claim_table_create_one_step`: `create_one_step` (the one-step path of a
 //!   key), falling back to `claim` when the key has a record, as the
 //!   service does.
 //!
@@ -31,8 +31,7 @@
 //! oversubscribed: that case shows the cost of waiting on a descheduled
 //! lock holder.
 
-mod support;
-
+use idemproof_testkit::bench as support;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -47,7 +46,7 @@ const RESULT: i64 = 42;
 #[derive(Debug, Clone, Copy)]
 enum Op {
     ClaimComplete,
-    CreateFresh,
+    OneStep,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,9 +79,9 @@ fn operate(table: &ClaimTable<i64>, op: Op, scope: &Scope, fingerprint: Fingerpr
     };
     match op {
         Op::ClaimComplete => claim(table),
-        Op::CreateFresh => {
+        Op::OneStep => {
             let created = table
-                .create_fresh(scope, fingerprint, now, || Ok::<_, ()>(RESULT))
+                .create_one_step(scope, fingerprint, now, || Ok::<_, ()>(RESULT))
                 .expect("infallible work");
             if created.is_none() {
                 claim(table);
@@ -102,10 +101,10 @@ fn run(op: Op, keys: Keys, threads: usize, iters: u64) -> Duration {
     let work: Vec<Vec<Scope>> = (0..threads)
         .map(|t| match keys {
             Keys::Different => {
-                let base = support::FRESH_BASE + (t as i64) * 100_000_000;
+                let base = support::NEW_KEYS_FROM + (t as i64) * 100_000_000;
                 (0..iters as i64).map(|i| support::scope(base + i)).collect()
             }
-            Keys::Same => vec![support::scope(support::FRESH_BASE)],
+            Keys::Same => vec![support::scope(support::NEW_KEYS_FROM)],
         })
         .collect();
     let start = Barrier::new(threads + 1);
@@ -157,6 +156,6 @@ fn bench(c: &mut Criterion, group_name: &str, op: Op) {
 fn main() {
     let mut c = support::criterion();
     bench(&mut c, "claim_table_claim_complete", Op::ClaimComplete);
-    bench(&mut c, "claim_table_create_fresh", Op::CreateFresh);
+    bench(&mut c, "claim_table_create_one_step", Op::OneStep);
     c.final_summary();
 }

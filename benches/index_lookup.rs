@@ -10,9 +10,10 @@
 //!   CONFLICT` whose conflict check is the primary key).
 //! - `legacy_key_index`: the legacy design, the key in a column of `agents`
 //!   with a non-unique index on that column alone. Measured through the
-//!   real legacy store (`Strategy::Legacy`): the replay lookup is its
-//!   `claim` (a `SELECT ... WHERE idempotency_key = $1`), the first-time
-//!   claim is that lookup missing plus the agent `INSERT`.
+//!   real legacy store (`Strategy::Legacy`), whose one-step path is the
+//!   legacy check-then-insert: the replay lookup is that lookup finding
+//!   the agent (a `SELECT ... WHERE idempotency_key = $1`), the first-time
+//!   claim is the lookup missing plus the agent `INSERT`.
 //! - `no_index`: the same legacy store after dropping its index, i.e. what
 //!   a key column nobody indexed costs: every lookup scans the table.
 //!
@@ -33,9 +34,7 @@
 //! Timing: 30 samples over 3 s for the indexed designs; the no-index scans
 //! (up to a few hundred ms at 1M) take 10 flat samples over 5 s.
 
-mod support;
-
-use std::sync::Arc;
+use idemproof_testkit::bench as support;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
@@ -44,8 +43,8 @@ use idemproof_harness::postgres::PgServer;
 use idemproof_models::{LeaseToken, Terms};
 use idemproof_service::http::agents::CREATE_ENDPOINT;
 use idemproof_service::mutants::Strategy;
-use idemproof_service::store::postgres::PgStore;
-use idemproof_service::store::{ClaimOutcome, Lease, Store};
+use idemproof_service::store::postgres::{PgStore, Schema};
+use idemproof_service::store::{ClaimOutcome, OneStep, Stores};
 use sqlx::PgPool;
 use tokio::runtime::Runtime;
 
@@ -56,7 +55,7 @@ const SIZES: [i64; 3] = [10_000, 100_000, 1_000_000];
 /// divides no size, so successive lookups land on distant heap pages.
 const STRIDE: i64 = 999_983;
 
-/// The legacy store's index, as `service/src/mutants/replaced.rs` creates it.
+/// The legacy store's index, as `service/src/mutants/legacy.rs` creates it.
 const LEGACY_INDEX: &str = "agents_idempotency_key_legacy";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,21 +98,27 @@ struct Fixture {
     size: i64,
     /// Setup, checks and untimed clean-up.
     admin: PgPool,
-    /// The real store of the design.
-    store: Arc<dyn Store>,
+    /// The real stores of the design.
+    stores: Stores,
 }
 
 impl Fixture {
     async fn new(server: &PgServer, design: Design, size: i64) -> Self {
-        let url = server.fresh_database().await;
+        let url = server.fresh_database().await.expect("a fresh database");
         let admin = support::admin_pool(&url).await;
         let terms = Terms::default();
-        let store: Arc<dyn Store> = match design {
-            Design::UniqueScope => Arc::new(PgStore::connect(&url, 2, terms).await.expect("PgStore")),
-            Design::LegacyKeyIndex | Design::NoIndex => Strategy::Legacy
-                .base_postgres(&url, 2, terms)
+        let stores = match design {
+            Design::UniqueScope => PgStore::connect(&url, 2, terms, Schema::Plain)
                 .await
-                .expect("legacy store"),
+                .expect("PgStore")
+                .stores(),
+            Design::LegacyKeyIndex | Design::NoIndex => {
+                let backend = Strategy::Legacy
+                    .postgres(&url, 2, terms, Schema::Plain)
+                    .await
+                    .expect("legacy store");
+                Strategy::Legacy.stores(&backend, |s| s).expect("legacy stores")
+            }
         };
         // Dropped before filling, so the table never had it.
         if design == Design::NoIndex {
@@ -128,7 +133,7 @@ impl Fixture {
             design,
             size,
             admin,
-            store,
+            stores,
         };
         support::vacuum_analyze(&fixture.admin, fixture.table()).await;
         eprintln!(
@@ -151,10 +156,10 @@ impl Fixture {
     /// and a fresh one (a first claim), and this project's claim upsert.
     /// The SQL mirrors `SELECT_KEY` and `CLAIM` in
     /// `service/src/store/postgres/queries.rs` and the lookup in
-    /// `service/src/mutants/replaced.rs`; keep them in step.
+    /// `service/src/mutants/legacy.rs`; keep them in step.
     async fn check_plans(&self) {
         let label = format!("{}/{}", self.design.name(), self.size);
-        let (seeded, fresh) = (support::scope(self.size / 2), support::scope(support::FRESH_BASE));
+        let (seeded, fresh) = (support::scope(self.size / 2), support::scope(support::NEW_KEYS_FROM));
         let (must, must_not): (&[&str], &[&str]) = match self.design {
             Design::UniqueScope => (&["Index Scan using idempotency_keys_scope"], &["Seq Scan"]),
             Design::LegacyKeyIndex => (&[LEGACY_INDEX], &["Seq Scan"]),
@@ -171,7 +176,7 @@ impl Fixture {
                 .bind(scope.user_id)
                 .bind(CREATE_ENDPOINT)
                 .bind(scope.key.as_str().to_owned()),
-                _ => sqlx::query("EXPLAIN SELECT id FROM agents WHERE idempotency_key = $1 ORDER BY id LIMIT 1")
+                _ => sqlx::query("EXPLAIN SELECT * FROM agents WHERE idempotency_key = $1 ORDER BY id LIMIT 1")
                     .bind(scope.key.as_str().to_owned()),
             };
             let plan = support::plan(&self.admin, lookup).await;
@@ -209,43 +214,55 @@ impl Fixture {
         }
     }
 
-    /// The store's claim on the existing key of row `g`, which must answer
-    /// with a replay: for every design, one lookup by key.
+    /// The design's lookup of the existing key of row `g`, which must
+    /// answer with a replay: for every design, one lookup by key (this
+    /// project's claim; the legacy check before its insert).
     async fn replay(&self, g: i64) {
-        let found = self
-            .store
-            .claim(
-                &support::scope(g),
-                support::fingerprint(),
-                LeaseToken::random(),
-                chrono::Utc::now(),
-            )
-            .await
-            .expect("lookup");
-        assert!(matches!(found, ClaimOutcome::Replay(_)), "seeded key {g}: {found:?}");
+        let (scope, now) = (support::scope(g), chrono::Utc::now());
+        if self.design == Design::UniqueScope {
+            let found = self
+                .stores
+                .keys
+                .claim(&scope, support::fingerprint(), LeaseToken::random(), now)
+                .await
+                .expect("lookup");
+            assert!(matches!(found, ClaimOutcome::Replay(_)), "seeded key {g}: {found:?}");
+        } else {
+            let found = self
+                .stores
+                .agents
+                .insert_one_step(&scope, support::fingerprint(), &support::new_agent(Some(g)), now)
+                .await
+                .expect("lookup");
+            assert!(matches!(found, OneStep::Replayed(_)), "seeded key {g}: {found:?}");
+        }
     }
 
     /// Claims the new key of row `g` as the design does; returns what to
     /// delete afterwards (`g` itself, or the legacy agent's id).
     async fn first_claim(&self, g: i64) -> i64 {
-        let (scope, token, now) = (support::scope(g), LeaseToken::random(), chrono::Utc::now());
-        let claimed = self
-            .store
-            .claim(&scope, support::fingerprint(), token, now)
-            .await
-            .expect("claim");
-        assert!(matches!(claimed, ClaimOutcome::Acquired), "new key {g}: {claimed:?}");
+        let (scope, now) = (support::scope(g), chrono::Utc::now());
         if self.design == Design::UniqueScope {
+            let claimed = self
+                .stores
+                .keys
+                .claim(&scope, support::fingerprint(), LeaseToken::random(), now)
+                .await
+                .expect("claim");
+            assert!(matches!(claimed, ClaimOutcome::Acquired), "new key {g}: {claimed:?}");
             return g;
         }
-        // The legacy "claim" recorded nothing: the agent row is the record.
-        let lease = Lease { scope, token };
-        let agent = self
-            .store
-            .create_agent(&support::new_agent(Some(g)), Some(&lease), now)
+        // The legacy design records nothing: the agent row is the record.
+        match self
+            .stores
+            .agents
+            .insert_one_step(&scope, support::fingerprint(), &support::new_agent(Some(g)), now)
             .await
-            .expect("insert");
-        agent.id
+            .expect("insert")
+        {
+            OneStep::Created(agent) => agent.id,
+            other => panic!("new key {g}: {other:?}"),
+        }
     }
 
     /// Deletes what a sample's first claims wrote, then vacuums, so the
@@ -299,7 +316,7 @@ fn first_claim(c: &mut Criterion, rt: &Runtime, fixtures: &[Fixture]) {
     group.plot_config(log_log());
     // Every claim gets a key never used before, in this run or any other
     // (each run starts from fresh databases).
-    let mut next = support::FRESH_BASE;
+    let mut next = support::NEW_KEYS_FROM;
     for fixture in fixtures {
         fixture.design.configure(&mut group);
         group.bench_with_input(

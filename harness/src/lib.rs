@@ -56,13 +56,6 @@ pub mod scenario;
 pub mod suite;
 pub mod testing;
 
-/// The former name of [`deploy`], for the fault store the contract tests
-/// use.
-#[doc(hidden)]
-pub mod target {
-    pub use crate::deploy::{FaultState, FaultStore};
-}
-
 /// The seeded generator behind every random choice: portable and
 /// reproducible across platforms and versions, as a replayable seed needs.
 pub type SeededRng = rand::rngs::Xoshiro256PlusPlus;

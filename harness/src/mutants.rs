@@ -94,7 +94,7 @@ pub async fn run(
 
 /// The correct strategy, then every broken one.
 pub fn strategies() -> impl Iterator<Item = Strategy> {
-    std::iter::once(Strategy::Correct).chain(Strategy::BROKEN)
+    std::iter::once(Strategy::Correct).chain(Strategy::broken())
 }
 
 /// Whether `strategy` can run on `target` (split-lock is in-process state).

@@ -160,14 +160,9 @@ impl PgServer {
         format!("postgres://postgres@{}/{db}", self.addr())
     }
 
-    /// Creates an empty database and returns its URL. For tests and
-    /// benchmarks, which have no use for a server that cannot create one:
-    /// panics with the reason.
-    pub async fn fresh_database(&self) -> String {
-        match self.create_database().await {
-            Ok(name) => self.url(&name),
-            Err(e) => panic!("cannot create a test database: {e:#}"),
-        }
+    /// Creates an empty database and returns its URL.
+    pub async fn fresh_database(&self) -> anyhow::Result<String> {
+        Ok(self.url(&self.create_database().await?))
     }
 
     /// Creates an empty database and returns its name.

@@ -79,11 +79,6 @@ impl<R: Clone> ClaimTable<R> {
         }
     }
 
-    /// Lease and TTL in force.
-    pub fn terms(&self) -> Terms {
-        self.terms
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner<R>> {
         // A panic while holding the lock cannot leave a half-written
         // record (every mutation is a single insert/remove), so a poisoned
@@ -153,7 +148,7 @@ impl<R: Clone> ClaimTable<R> {
     /// running `work` if `scope` has any record (even a dead one): the
     /// caller then goes through [`Self::claim`]. `work` runs under the
     /// table lock, so it must be short and must not touch this table.
-    pub fn create_fresh<E>(
+    pub fn create_one_step<E>(
         &self,
         scope: &Scope,
         fingerprint: Fingerprint,
@@ -350,20 +345,20 @@ mod tests {
     }
 
     #[test]
-    fn fresh_creation_completes_in_one_step_only_for_absent_keys() {
+    fn the_one_step_path_completes_only_absent_keys() {
         let table = table();
         let (s, fp) = (scope(1, "k"), Fingerprint([1; 32]));
-        assert_eq!(table.create_fresh(&s, fp, t(0), || Ok::<_, ()>(7)), Ok(Some(7)));
+        assert_eq!(table.create_one_step(&s, fp, t(0), || Ok::<_, ()>(7)), Ok(Some(7)));
         assert_eq!(table.claim(&s, fp, LeaseToken::random(), t(1), None), Claim::Replay(7));
         let mut ran = false;
-        let again = table.create_fresh(&s, fp, t(2), || {
+        let again = table.create_one_step(&s, fp, t(2), || {
             ran = true;
             Ok::<_, ()>(8)
         });
         assert_eq!(again, Ok(None));
         assert!(!ran, "an existing record sends the caller the long way");
         assert_eq!(
-            table.create_fresh(&scope(1, "j"), fp, t(0), || Err::<u32, _>("down")),
+            table.create_one_step(&scope(1, "j"), fp, t(0), || Err::<u32, _>("down")),
             Err("down")
         );
         assert!(table.record(&scope(1, "j")).is_none(), "failed work stores nothing");

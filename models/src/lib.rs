@@ -15,8 +15,8 @@
 //!   key), `Fingerprint` (SHA-256 of a normalised payload), `LeaseToken`.
 //! - [`record`]: `KeyRecord` and its states, the `Terms` (lease, TTL) and
 //!   [`decide`](record::decide), the one rule both stores follow.
-//! - [`claim_table`]: `ClaimTable`, the in-memory store's atomic claim,
-//!   completion, release, wake-ups and reaping.
+//! - [`claim_table`]: `ClaimTable`, the in-memory store's one-step path,
+//!   atomic claim, completion, release, wake-ups and reaping.
 //! - `sync`: the std/loom shim.
 
 pub mod claim_table;

@@ -126,19 +126,15 @@ pub fn decide<R: Clone>(existing: Option<&KeyRecord<R>>, fingerprint: &Fingerpri
     if record.is_dead(now) {
         return Decision::Claim;
     }
-    let completed = match &record.state {
-        KeyState::Completed { result } => Some(result.clone()),
-        KeyState::InProgress { .. } => None,
-    };
-    if record.fingerprint != *fingerprint {
-        return Decision::Mismatch { original: completed };
-    }
-    match (&record.state, completed) {
-        (_, Some(result)) => Decision::Replay(result),
-        (KeyState::InProgress { lease_expires_at, .. }, None) => Decision::InFlight {
+    match (&record.state, record.fingerprint == *fingerprint) {
+        (KeyState::Completed { result }, true) => Decision::Replay(result.clone()),
+        (KeyState::Completed { result }, false) => Decision::Mismatch {
+            original: Some(result.clone()),
+        },
+        (KeyState::InProgress { .. }, false) => Decision::Mismatch { original: None },
+        (KeyState::InProgress { lease_expires_at, .. }, true) => Decision::InFlight {
             lease_expires_at: *lease_expires_at,
         },
-        (KeyState::Completed { .. }, None) => unreachable!("a completed record has a result"),
     }
 }
 

@@ -19,14 +19,14 @@
 // The crate root is `tests/loom.rs`, so its modules live in `tests/loom/`.
 #[path = "loom/claims.rs"]
 mod claims;
-#[path = "loom/fresh.rs"]
-mod fresh;
-#[path = "loom/fresh_claims.rs"]
-mod fresh_claims;
 #[path = "loom/isolation.rs"]
 mod isolation;
 #[path = "loom/leases.rs"]
 mod leases;
+#[path = "loom/one_step.rs"]
+mod one_step;
+#[path = "loom/one_step_claims.rs"]
+mod one_step_claims;
 #[path = "loom/support.rs"]
 mod support;
 #[path = "loom/wakeups.rs"]

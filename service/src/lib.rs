@@ -1,31 +1,51 @@
 //! # idemproof-service
 //!
 //! A reference agent service whose idempotency keys hold under concurrency,
-//! crashes and bad input. `POST /api/v1/agents` with an `Idempotency-Key`
-//! creates at most one agent per (organisation, user, endpoint, key),
+//! crashes and bad input. `POST /api/v1/agents` and
+//! `POST /api/v1/agents/{agent_id}/deployments` with an `Idempotency-Key`
+//! create at most one resource per (organisation, user, endpoint, key),
 //! whatever the interleaving of duplicates and retries; see
 //! `docs/semantics.md` for the state machine and the statuses.
+//!
+//! A keyed creation, from the handler to the SQL: `http::agents::create`
+//! validates and fingerprints the request, `http::creation::create` calls
+//! [`Idempotency::begin`], which tries
+//! [`Resources::insert_one_step`] (on Postgres, the one statement composed
+//! in `store/postgres/statements.rs`) and otherwise claims the key through
+//! the [`KeyStore`] and hands back a [`Claim`] to complete.
 //!
 //! ## Layout
 //!
 //! - `main.rs`: parses [`Config`], starts logging, runs [`Application`].
-//! - [`startup`]: `Application::build` (store, listener) and
-//!   `run_until_stopped` (serve, reaper, graceful shutdown).
+//! - [`startup`]: `Application::build` (stores, listener),
+//!   `run_until_stopped` (serve, reaper, graceful shutdown) and `spawn`
+//!   (serve in process, as tests and the harness do).
 //! - [`config`]: every setting as an env var and a flag.
-//! - [`http`]: routes, extraction, the problem-JSON [`ApiError`], metrics.
-//! - [`idempotency`]: the endpoint-agnostic claim / work / replay loop.
-//! - [`store`]: the [`Store`] trait; `memory` and `postgres`
-//!   implementations, Postgres migrations beside it.
-//! - [`domain`]: agents, payload validation and fingerprints.
+//! - [`http`]: routes, one file of handlers per resource, what creation
+//!   endpoints share (`creation.rs`), extraction, the problem-JSON
+//!   [`ApiError`], metrics.
+//! - [`idempotency`]: the endpoint-agnostic machinery (`begin`, the
+//!   [`Claim`]) and its [`Policy`].
+//! - [`store`]: the [`KeyStore`] and [`Resources`] traits, one
+//!   [`Resource`] impl per resource (its insert), the `memory` and
+//!   `postgres` backends (migrations beside them), and [`Layer`]s.
+//! - [`domain`]: agents, deployments, payload validation and fingerprints.
 //! - [`auth`], [`clock`], [`reaper`], [`telemetry`].
-//! - `mutants` (feature `mutants` only): deliberately broken strategies
-//!   for the harness to catch.
+//! - `mutants` (feature `mutants` only): deliberately broken strategies,
+//!   one file each, for the harness to catch.
 //!
 //! The claim logic of the in-memory store and the rule both stores follow
 //! live in `idemproof-models`, free of tokio, so loom can check them.
 //!
 //! [`ApiError`]: http::error::ApiError
-//! [`Store`]: store::Store
+//! [`Claim`]: idempotency::Claim
+//! [`Idempotency::begin`]: idempotency::Idempotency::begin
+//! [`Policy`]: idempotency::Policy
+//! [`KeyStore`]: store::KeyStore
+//! [`Layer`]: store::Layer
+//! [`Resource`]: store::Resource
+//! [`Resources`]: store::Resources
+//! [`Resources::insert_one_step`]: store::Resources::insert_one_step
 
 pub mod auth;
 pub mod clock;
@@ -41,4 +61,4 @@ pub mod store;
 pub mod telemetry;
 
 pub use config::Config;
-pub use startup::Application;
+pub use startup::{Application, Running};

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::client::authorize;
 use crate::reference::{Auth, PAYLOADS};
-use crate::support::app::{Reply, TestApp};
+use idemproof_testkit::app::{Reply, TestApp};
 
 /// Every `code` README.md documents.
 const DOCUMENTED_CODES: [&str; 18] = [

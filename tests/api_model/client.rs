@@ -9,7 +9,7 @@ use crate::reference::{
     Auth, Body, BodyKey, BodyOrg, ContentType, Create, HeaderKey, MAX_BODY_BYTES, Malformed, ORGS, PAYLOADS, Query,
     RAW_KEYS, USERS,
 };
-use crate::support::app::{SECRET, TestApp};
+use idemproof_testkit::app::{SECRET, TestApp};
 
 /// An organisation id nobody in the model belongs to.
 const FOREIGN_ORG: i64 = 3;

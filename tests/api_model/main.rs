@@ -12,14 +12,10 @@
 //! `PROPTEST_CASES=N` runs more cases; failing seeds land in
 //! `proptest-regressions/api_*.txt` and are replayed first.
 
-#[path = "../store_model/budget.rs"]
-mod budget;
 mod bytes;
 mod client;
 mod reference;
 mod session;
-#[path = "../support/mod.rs"]
-mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -27,8 +23,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use idemproof_service::store::Store;
-use idemproof_service::store::memory::MemoryStore;
+use idemproof_service::domain::agent::Agent;
+use idemproof_testkit::app::Backend;
+use idemproof_testkit::budget;
 use proptest::collection::vec;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use proptest_state_machine::ReferenceStateMachine;
@@ -37,7 +34,7 @@ use tokio::runtime::Runtime;
 
 use crate::reference::{ApiModel, Expected, MAX_BODY_BYTES, TTL_SECS};
 use crate::session::Session;
-use crate::support::app::{TestApp, test_config};
+use idemproof_testkit::app::{TestApp, test_config};
 
 /// Longest session of one case.
 const MAX_STEPS: usize = 40;
@@ -145,8 +142,8 @@ fn arbitrary_bytes_never_get_a_5xx_nor_write() {
         runtime.block_on(async {
             let mut config = test_config();
             config.max_body_bytes = MAX_BODY_BYTES;
-            let memory = std::sync::Arc::new(MemoryStore::new(config.terms()));
-            let app = TestApp::spawn_on(memory.clone(), None, config).await;
+            let app = TestApp::spawn_on(Backend::Memory.fixture(&config).await, config).await;
+            let memory = app.memory.clone().expect("the in-memory store");
             for fuzz in &fuzzes {
                 let (request, allowed) = bytes::request(&app, fuzz);
                 // `send` itself fails the case on a 5xx other than 503, or
@@ -154,10 +151,8 @@ fn arbitrary_bytes_never_get_a_5xx_nor_write() {
                 let reply = app.send(request).await;
                 bytes::check(fuzz, &reply, allowed);
             }
-            for org in [1, 2, 3] {
-                let stored = Store::agents(&*memory, org, None, 500).await.expect("list agents");
-                assert!(stored.is_empty(), "refused requests wrote agents: {stored:?}");
-            }
+            let stored = memory.table::<Agent>().all();
+            assert!(stored.is_empty(), "refused requests wrote agents: {stored:?}");
             assert!(memory.claims().is_empty(), "refused requests wrote key records");
             assert!(
                 app.all_agents(1).await.is_empty(),

@@ -10,15 +10,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use idemproof_models::{IdempotencyKey, KeyState, Scope, Timestamp};
 use idemproof_service::clock::Clock;
+use idemproof_service::domain::agent::Agent;
 use idemproof_service::http::agents::CREATE_ENDPOINT;
-use idemproof_service::store::Store;
 use idemproof_service::store::memory::MemoryStore;
+use idemproof_testkit::app::Backend;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::client;
 use crate::reference::{self, Api, Expected, MAX_BODY_BYTES, Meaning, ORGS, RAW_KEYS, Step, TTL_SECS, Target, USERS};
-use crate::support::app::{Reply, TestApp, test_config};
+use idemproof_testkit::app::{Reply, TestApp, test_config};
 
 /// One case's service and what was learnt from it.
 pub struct Session {
@@ -39,8 +40,8 @@ impl Session {
         let mut config = test_config();
         config.idempotency_ttl = Duration::from_secs(TTL_SECS.unsigned_abs());
         config.max_body_bytes = MAX_BODY_BYTES;
-        let memory = Arc::new(MemoryStore::new(config.terms()));
-        let app = TestApp::spawn_on(memory.clone(), None, config).await;
+        let app = TestApp::spawn_on(Backend::Memory.fixture(&config).await, config).await;
+        let memory = app.memory.clone().expect("the in-memory store");
         let start = app.clock.now();
         Self {
             app,
@@ -160,11 +161,9 @@ impl Session {
     /// record (a live key holds its agent; any other key holds nothing or a
     /// dead record the reaper has not visited yet).
     pub async fn check(&self, model: &Api) {
+        let agents = self.memory.table::<Agent>().all();
         for org in [ORGS[0], ORGS[1], 3] {
-            let stored = Store::agents(&*self.memory, org, None, 500)
-                .await
-                .expect("list agents")
-                .len();
+            let stored = agents.iter().filter(|a| a.organization_id == org).count();
             let modelled = model.agents.iter().filter(|a| a.org == org).count();
             assert_eq!(stored, modelled, "agents stored for organisation {org}");
         }

@@ -3,9 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cases;
-use crate::support::app::{Backend, TestApp};
-use crate::support::runner::{Backends, Case};
+use idemproof_testkit::app::{Backend, TestApp};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::Both =>
@@ -211,7 +211,7 @@ async fn auth_failures_are_401_or_403(backend: Backend) {
     let app = TestApp::spawn(&backend, |_| {}).await;
     let url = format!("{}/api/v1/agents?organization_id=1", app.base);
     let body = json!({"name": "x"});
-    let expired = idemproof_service::auth::mint(crate::support::app::SECRET, 1, &[1], -3600).expect("mint");
+    let expired = idemproof_service::auth::mint(idemproof_testkit::app::SECRET, 1, &[1], -3600).expect("mint");
     let wrong_secret = idemproof_service::auth::mint("another-secret", 1, &[1], 3600).expect("mint");
     let alg_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxIiwib3JncyI6WzFdLCJleHAiOjk5OTk5OTk5OTl9.";
     for auth in [

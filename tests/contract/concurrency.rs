@@ -8,9 +8,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
-use crate::cases;
-use crate::support::app::{Backend, Reply, TestApp};
-use crate::support::runner::{Backends, Case};
+use idemproof_testkit::app::{Backend, Reply, TestApp};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::Both =>

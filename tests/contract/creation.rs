@@ -3,9 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cases;
-use crate::support::app::{Backend, TestApp};
-use crate::support::runner::{Backends, Case};
+use idemproof_testkit::app::{Backend, TestApp};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::Both =>
@@ -133,7 +133,7 @@ async fn another_payload_is_422_and_writes_nothing(backend: Backend) {
 }
 
 async fn replay_mode_returns_the_original_on_mismatch(backend: Backend) {
-    use idemproof_service::config::MismatchMode;
+    use idemproof_service::idempotency::MismatchMode;
     let app = TestApp::spawn(&backend, |c| c.idempotency_mismatch = MismatchMode::Replay).await;
     let first = app.create(1, 1, Some("k"), &json!({"name": "Bot"})).await;
     let edited = app.create(1, 1, Some("k"), &json!({"name": "Renamed"})).await;
@@ -249,7 +249,8 @@ async fn same_key_on_another_endpoint_scope_is_independent(backend: Backend) {
         key: IdempotencyKey::parse("k").expect("key"),
     };
     let claimed = app
-        .store
+        .stores
+        .keys
         .claim(
             &other,
             Fingerprint([7; 32]),

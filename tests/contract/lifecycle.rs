@@ -4,20 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use idemproof_harness::deploy::FaultState;
 use idemproof_models::{IdempotencyKey, LeaseToken, Scope};
 use idemproof_service::clock::Clock;
-use idemproof_service::config::InFlightMode;
 use idemproof_service::domain::agent::{CreateEnvelope, NewAgent};
 use idemproof_service::http::agents::CREATE_ENDPOINT;
-use idemproof_service::store::memory::MemoryStore;
-use idemproof_service::store::{ClaimOutcome, Lease, Store, StoreError};
+use idemproof_service::idempotency::InFlightMode;
+use idemproof_service::store::{ClaimOutcome, Lease, StoreError};
+use idemproof_testkit::app::{Backend, TestApp, test_config};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-use crate::cases;
-use crate::support::app::{Backend, TestApp, test_config};
-use crate::support::runner::{Backends, Case};
-use idemproof_harness::target::{FaultState, FaultStore};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::Both =>
@@ -44,7 +42,8 @@ async fn claim_like_an_original(app: &TestApp, key: &str, body: &Value) -> (Leas
     };
     let token = LeaseToken::random();
     let outcome = app
-        .store
+        .stores
+        .keys
         .claim(&scope, envelope.spec.fingerprint(), token, app.clock.now())
         .await
         .expect("claim");
@@ -71,8 +70,9 @@ async fn in_flight_duplicate_is_409_at_once_in_reject_mode(backend: Backend) {
     assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
     // The original completes; the retry replays it.
     let agent = app
-        .store
-        .create_agent(&new, Some(&lease), app.clock.now())
+        .stores
+        .agents
+        .insert_completing(&lease, &new, app.clock.now())
         .await
         .expect("complete");
     let retry = app.create(1, 1, Some("k"), &body).await;
@@ -92,8 +92,9 @@ async fn in_flight_duplicate_waits_then_replays_in_wait_mode(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "the duplicate waits for the original");
     let agent = app
-        .store
-        .create_agent(&new, Some(&lease), app.clock.now())
+        .stores
+        .agents
+        .insert_completing(&lease, &new, app.clock.now())
         .await
         .expect("complete");
     let reply = waiting.await.expect("task");
@@ -133,8 +134,9 @@ async fn crashed_owner_blocks_the_key_only_until_its_lease_ends(backend: Backend
     );
     // Were the old owner to wake up, its completion would write nothing.
     let late = app
-        .store
-        .create_agent(&dead_new, Some(&dead_lease), app.clock.now())
+        .stores
+        .agents
+        .insert_completing(&dead_lease, &dead_new, app.clock.now())
         .await;
     assert!(matches!(late, Err(StoreError::LeaseLost)), "{late:?}");
     assert_eq!(app.all_agents(1).await.len(), 1);
@@ -144,30 +146,20 @@ async fn crashed_owner_blocks_the_key_only_until_its_lease_ends(backend: Backend
     );
 }
 
-/// The service over `backend` behind a fault-injecting store, with the
-/// in-memory store's handle when on memory (for inspecting its records).
-async fn spawn_faulty(backend: &Backend) -> (TestApp, Arc<FaultState>, Option<Arc<MemoryStore>>) {
+/// The service over `backend` behind the harness's fault emulation.
+async fn spawn_faulty(backend: &Backend) -> (TestApp, Arc<FaultState>) {
     let config = test_config();
-    let (inner, pool, memory): (Arc<dyn Store>, _, _) = match backend {
-        Backend::Memory => {
-            let memory = Arc::new(MemoryStore::new(config.terms()));
-            (memory.clone(), None, Some(memory))
-        }
-        Backend::Postgres(_) => {
-            let (store, pool) = backend.store(&config).await;
-            (store, pool, None)
-        }
-    };
+    let mut fixture = backend.fixture(&config).await;
     let faults = Arc::new(FaultState::new(1));
-    let store = Arc::new(FaultStore::new(inner, faults.clone()));
-    (TestApp::spawn_on(store, pool, config).await, faults, memory)
+    fixture.stores = fixture.stores.layer(faults.clone());
+    (TestApp::spawn_on(fixture, config).await, faults)
 }
 
 async fn failed_creation_is_not_pinned_to_the_key(backend: Backend) {
-    let (app, faults, memory) = spawn_faulty(&backend).await;
+    let (app, faults) = spawn_faulty(&backend).await;
     let body = json!({"name": "Bot"});
-    // A new key: the one-step creation fails and writes nothing.
-    faults.fail_next_fresh_creates(1);
+    // A key with no record: the one-step creation fails and writes nothing.
+    faults.fail_next_one_step_creates(1);
     let failed = app.create(1, 1, Some("k"), &body).await;
     assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{failed:?}");
     assert_eq!(failed.code(), "service_unavailable");
@@ -194,10 +186,11 @@ async fn failed_creation_is_not_pinned_to_the_key(backend: Backend) {
     faults.fail_next_claimed_creates(1);
     let failed = app.create(1, 1, Some("k2"), &body).await;
     assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{failed:?}");
-    match (app.rows("idempotency_keys").await, &memory) {
-        (Some(keys), _) => assert_eq!(keys, 1, "only k's record remains: k2's claim was released"),
-        (None, Some(memory)) => assert!(memory.claims().record(&dead.scope).is_none(), "k2's claim was released"),
-        (None, None) => unreachable!("memory or Postgres"),
+    if let Some(keys) = app.rows("idempotency_keys").await {
+        assert_eq!(keys, 1, "only k's record remains: k2's claim was released");
+    }
+    if let Some(memory) = &app.memory {
+        assert!(memory.claims().record(&dead.scope).is_none(), "k2's claim was released");
     }
     let retry = app.create(1, 1, Some("k2"), &body).await;
     assert_eq!(retry.status, StatusCode::CREATED, "{retry:?}");
@@ -205,7 +198,7 @@ async fn failed_creation_is_not_pinned_to_the_key(backend: Backend) {
 }
 
 async fn outage_is_503_then_recovers(backend: Backend) {
-    let (app, faults, _) = spawn_faulty(&backend).await;
+    let (app, faults) = spawn_faulty(&backend).await;
     let ready = |app: &TestApp| app.client.get(format!("{}/readyz", app.base));
     assert_eq!(app.send(ready(&app)).await.status, StatusCode::OK);
     faults.set_outage(true);
@@ -235,12 +228,12 @@ async fn expired_keys_are_reaped_and_create_anew(backend: Backend) {
     assert_eq!(app.create(1, 1, Some("k2"), &body).await.status, StatusCode::CREATED);
     app.clock.advance(Duration::from_secs(3599));
     assert_eq!(app.create(1, 1, Some("k1"), &body).await.status, StatusCode::OK);
-    let reaped = idemproof_service::reaper::reap_all(app.store.as_ref(), app.clock.as_ref())
+    let reaped = idemproof_service::reaper::reap_all(app.stores.keys.as_ref(), app.clock.as_ref())
         .await
         .expect("reap");
     assert_eq!(reaped, 0, "nothing is past its TTL yet");
     app.clock.advance(Duration::from_secs(1));
-    let reaped = idemproof_service::reaper::reap_all(app.store.as_ref(), app.clock.as_ref())
+    let reaped = idemproof_service::reaper::reap_all(app.stores.keys.as_ref(), app.clock.as_ref())
         .await
         .expect("reap");
     assert_eq!(reaped, 2);

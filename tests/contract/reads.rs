@@ -3,9 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cases;
-use crate::support::app::{Backend, TestApp};
-use crate::support::runner::{Backends, Case};
+use idemproof_testkit::app::{Backend, TestApp};
+use idemproof_testkit::cases;
+use idemproof_testkit::runner::{Backends, Case};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::Both =>

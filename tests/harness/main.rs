@@ -257,18 +257,14 @@ fn url_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
             };
             let app = idemproof_service::Application::build(config)
                 .await
-                .map_err(|e| Failed::from(e.to_string()))?;
-            let target = Target::parse(&format!("url=http://127.0.0.1:{}", app.port()))
-                .map_err(|e| Failed::from(format!("{e:#}")))?;
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(app.run_until_stopped(async {
-                let _ = stopped.await;
-            }));
+                .map_err(|e| Failed::from(e.to_string()))?
+                .spawn();
+            let target = Target::parse(&format!("url={}", app.url)).map_err(|e| Failed::from(format!("{e:#}")))?;
             let env = Environment::start(false).await.map_err(Failed::from)?;
             let report = suite::run(&target, &env, &settings(), &Sizes::smoke(SEED), Scenario::all(), false)
                 .await
                 .map_err(|e| Failed::from(format!("{e:#}")));
-            let _ = stop.send(());
+            drop(app);
             let report = report?;
             let ran: Vec<_> = report
                 .scenarios

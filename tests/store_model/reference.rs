@@ -57,7 +57,7 @@ pub enum Op {
     Claim { scope: ScopeId, payload: Payload },
     /// A request with a key takes the one-step path: it creates its agent
     /// and completes the key together, if the scope has no record at all.
-    CreateFresh { scope: ScopeId, payload: Payload },
+    OneStep { scope: ScopeId, payload: Payload },
     /// The owner of the `lease`-th granted claim creates its agent.
     Complete { lease: usize },
     /// The owner of the `lease`-th granted claim failed and releases it.
@@ -201,7 +201,7 @@ impl Model {
     /// only a live completed one with the same payload replays. A
     /// dead record (abandoned or expired) is not "no record": until it is
     /// reaped or taken over by a claim, the request must go the long way.
-    fn create_fresh(&mut self, scope: ScopeId, payload: Payload) -> Expected {
+    fn one_step(&mut self, scope: ScopeId, payload: Payload) -> Expected {
         if let Some(record) = self.records.get(&scope) {
             // A live completed key with this payload is replayed at once;
             // anything else is left to the claim.
@@ -320,7 +320,7 @@ impl ReferenceStateMachine for StoreModel {
             (
                 4,
                 (0..SCOPES, payload())
-                    .prop_map(|(scope, payload)| Op::CreateFresh { scope, payload })
+                    .prop_map(|(scope, payload)| Op::OneStep { scope, payload })
                     .boxed(),
             ),
             (
@@ -382,7 +382,7 @@ impl ReferenceStateMachine for StoreModel {
             Op::Lookup { agent, .. } => *agent < state.agents.len(),
             Op::Advance { micros } => *micros > 0,
             Op::AdvanceTo { scope, end, early } => state.advance_target(*scope, *end, *early).is_some(),
-            Op::Claim { .. } | Op::CreateFresh { .. } | Op::Reap { .. } | Op::CreateWithoutKey { .. } => true,
+            Op::Claim { .. } | Op::OneStep { .. } | Op::Reap { .. } | Op::CreateWithoutKey { .. } => true,
         }
     }
 
@@ -390,7 +390,7 @@ impl ReferenceStateMachine for StoreModel {
         state.op_at = state.now;
         let expected = match *op {
             Op::Claim { scope, payload } => state.claim(scope, payload),
-            Op::CreateFresh { scope, payload } => state.create_fresh(scope, payload),
+            Op::OneStep { scope, payload } => state.one_step(scope, payload),
             Op::Complete { lease } => state.complete(lease),
             Op::Fail { lease } => state.fail(lease),
             Op::Advance { micros } => {

@@ -14,7 +14,7 @@ use proptest_state_machine::ReferenceStateMachine;
 use tokio::runtime::Runtime;
 
 use crate::reference::{Expected, Model, Op, StoreModel};
-use crate::system::{Backend, Sut};
+use crate::system::{Backend, Subject, Sut};
 
 /// Longest operation sequence of one case.
 const MAX_OPS: usize = 40;
@@ -22,7 +22,12 @@ const MAX_OPS: usize = 40;
 /// Checks the store of `backend` against the model over `cases` random
 /// operation sequences. Failing seeds are appended to `regressions` (a
 /// committed file) and replayed first on every later run.
-pub fn run(runtime: &Runtime, backend: &Backend, cases: u32, regressions: &'static str) -> Result<String, String> {
+pub fn run<R: Subject>(
+    runtime: &Runtime,
+    backend: &Backend,
+    cases: u32,
+    regressions: &'static str,
+) -> Result<String, String> {
     let config = Config {
         cases,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
@@ -38,7 +43,7 @@ pub fn run(runtime: &Runtime, backend: &Backend, cases: u32, regressions: &'stat
         |(model, sequence, seen)| {
             executed.fetch_add(1, Ordering::Relaxed);
             ops.fetch_add(sequence.len(), Ordering::Relaxed);
-            runtime.block_on(run_case(backend, model, sequence, seen, &tally));
+            runtime.block_on(run_case::<R>(backend, model, sequence, seen, &tally));
             Ok(())
         },
     );
@@ -52,14 +57,14 @@ pub fn run(runtime: &Runtime, backend: &Backend, cases: u32, regressions: &'stat
     result.map(|()| summary).map_err(|e| e.to_string())
 }
 
-async fn run_case(
+async fn run_case<R: Subject>(
     backend: &Backend,
     mut model: Model,
     sequence: Vec<Op>,
     seen: Option<Arc<AtomicUsize>>,
     tally: &Tally,
 ) {
-    let mut sut = Sut::init(backend).await;
+    let mut sut = Sut::<R>::init(backend).await;
     sut.check(&model).await;
     for op in sequence {
         // Tells the shrinker how far the case got before failing.
@@ -86,14 +91,14 @@ impl Tally {
                 "takeover of a dead record"
             }
             (_, Some(Expected::Acquired { .. })) => "claim of an absent key",
-            (Op::CreateFresh { .. }, Some(Expected::Created { .. })) => "one-step creation",
-            (Op::CreateFresh { scope, .. }, Some(Expected::HasRecord))
+            (Op::OneStep { .. }, Some(Expected::Created { .. })) => "one-step creation",
+            (Op::OneStep { scope, .. }, Some(Expected::HasRecord))
                 if before.records.get(scope).is_some_and(|r| r.holds(before.now)) =>
             {
                 "one-step path refused by a live record"
             }
-            (Op::CreateFresh { .. }, Some(Expected::HasRecord)) => "one-step path refused by a dead record",
-            (Op::CreateFresh { .. }, Some(Expected::Replay { .. })) => "one-step replay",
+            (Op::OneStep { .. }, Some(Expected::HasRecord)) => "one-step path refused by a dead record",
+            (Op::OneStep { .. }, Some(Expected::Replay { .. })) => "one-step replay",
             (_, Some(Expected::Replay { .. })) => "replay",
             (_, Some(Expected::Mismatch { original: Some(_) })) => "mismatch on a completed key",
             (_, Some(Expected::Mismatch { original: None })) => "mismatch on an in-flight key",

@@ -1,19 +1,22 @@
 //! The system under test: a real store (in-memory or Postgres) driven
-//! through the service's `Store` trait. After each operation its answer is
-//! compared with the model's prediction, and then everything the store
-//! holds (every scope's raw record, the record count, every tenant's agents)
-//! is compared with the model's state.
+//! through the service's `KeyStore` and the `Resources` store of one kind
+//! of resource (agents, or deployments of one parent agent per tenant).
+//! After each operation its answer is compared with the model's
+//! prediction, and then everything the store holds (every scope's raw
+//! record, the record count, every tenant's resources) is compared with
+//! the model's state.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration};
 use futures::future::join_all;
 use idemproof_models::{Fingerprint, IdempotencyKey, KeyRecord, KeyState, LeaseToken, Scope, Terms, Timestamp};
-use idemproof_service::domain::agent::{Agent, AgentSpec, CreateEnvelope, NewAgent};
-use idemproof_service::http::agents::CREATE_ENDPOINT;
+use idemproof_service::domain::agent::{Agent, CreateEnvelope, NewAgent};
+use idemproof_service::domain::deployment::{DeployEnvelope, Deployment, NewDeployment};
+use idemproof_service::http::{agents, deployments};
 use idemproof_service::store::memory::MemoryStore;
 use idemproof_service::store::postgres::PgStore;
-use idemproof_service::store::{ClaimOutcome, Fresh, Lease, Store, StoreError};
+use idemproof_service::store::{ClaimOutcome, KeyStore, Lease, OneStep, Resource, Resources, StoreError, Stores};
 use serde_json::json;
 
 use crate::reference::{self, Expected, LEASE, Model, ORGS, Op, Payload, RecordState, SCOPES, ScopeId, TTL, USERS};
@@ -32,41 +35,104 @@ fn at(micros: i64) -> Timestamp {
     DateTime::from_timestamp(1_900_000_000, 0).expect("valid origin") + Duration::microseconds(micros)
 }
 
-fn scope(id: ScopeId) -> Scope {
-    let (organization_id, user_id, key) = reference::scope_parts(id);
-    Scope {
-        organization_id,
-        user_id,
-        endpoint: CREATE_ENDPOINT.to_owned(),
-        key: IdempotencyKey::parse(key).expect("valid key"),
+/// What the model's "agents" are in a trial: the kind of resource created
+/// under its keys, and how a payload and a tenant become one.
+pub trait Subject: Resource + std::fmt::Debug {
+    /// The store of this resource.
+    fn resources(stores: &Stores) -> Arc<dyn Resources<Self>>;
+    /// Whether the resource is created under a parent agent.
+    const NESTED: bool;
+    /// The scope's endpoint part, under `parent` for a nested resource.
+    fn endpoint(parent: Option<i64>) -> String;
+    /// Fingerprint of the request with `payload`.
+    fn fingerprint(payload: Payload) -> Fingerprint;
+    /// What a request of `user` in `org` with `payload` creates.
+    fn new(org: i64, user: i64, parent: Option<i64>, key: Option<&str>, payload: Payload) -> Self::New;
+    /// (user, the payload's mark, key, created_at) as stored.
+    fn facts(&self) -> (i64, String, Option<&str>, Timestamp);
+    /// The mark of `payload` in a stored resource.
+    fn mark(payload: Payload) -> String;
+}
+
+impl Subject for Agent {
+    fn resources(stores: &Stores) -> Arc<dyn Resources<Self>> {
+        stores.agents.clone()
+    }
+    const NESTED: bool = false;
+    fn endpoint(_parent: Option<i64>) -> String {
+        agents::CREATE_ENDPOINT.to_owned()
+    }
+    fn fingerprint(payload: Payload) -> Fingerprint {
+        agent_spec(payload).spec.fingerprint()
+    }
+    fn new(org: i64, user: i64, _parent: Option<i64>, key: Option<&str>, payload: Payload) -> NewAgent {
+        NewAgent {
+            organization_id: org,
+            user_id: user,
+            idempotency_key: key.map(str::to_owned),
+            spec: agent_spec(payload).spec,
+        }
+    }
+    fn facts(&self) -> (i64, String, Option<&str>, Timestamp) {
+        (
+            self.user_id,
+            self.name.clone(),
+            self.idempotency_key.as_deref(),
+            self.created_at,
+        )
+    }
+    fn mark(payload: Payload) -> String {
+        agent_spec(payload).spec.name
     }
 }
 
-fn spec(payload: Payload) -> AgentSpec {
+fn agent_spec(payload: Payload) -> CreateEnvelope {
     let name = match payload {
         Payload::A => "Alpha",
         Payload::B => "Beta",
     };
-    CreateEnvelope::from_json(&json!({ "name": name }))
-        .expect("valid payload")
-        .spec
+    CreateEnvelope::from_json(&json!({ "name": name })).expect("valid payload")
 }
 
-fn name(payload: Payload) -> String {
-    spec(payload).name
-}
-
-fn fingerprint(payload: Payload) -> Fingerprint {
-    spec(payload).fingerprint()
-}
-
-fn new_agent(org: i64, user: i64, key: Option<&str>, payload: Payload) -> NewAgent {
-    NewAgent {
-        organization_id: org,
-        user_id: user,
-        idempotency_key: key.map(str::to_owned),
-        spec: spec(payload),
+impl Subject for Deployment {
+    fn resources(stores: &Stores) -> Arc<dyn Resources<Self>> {
+        stores.deployments.clone()
     }
+    const NESTED: bool = true;
+    fn endpoint(parent: Option<i64>) -> String {
+        deployments::create_endpoint(parent.unwrap_or_default())
+    }
+    fn fingerprint(payload: Payload) -> Fingerprint {
+        deployment_spec(payload).spec.fingerprint()
+    }
+    fn new(org: i64, user: i64, parent: Option<i64>, key: Option<&str>, payload: Payload) -> NewDeployment {
+        NewDeployment {
+            organization_id: org,
+            agent_id: parent.unwrap_or_default(),
+            user_id: user,
+            idempotency_key: key.map(str::to_owned),
+            spec: deployment_spec(payload).spec,
+        }
+    }
+    fn facts(&self) -> (i64, String, Option<&str>, Timestamp) {
+        (
+            self.user_id,
+            self.channel.clone(),
+            self.idempotency_key.as_deref(),
+            self.created_at,
+        )
+    }
+    fn mark(payload: Payload) -> String {
+        deployment_spec(payload).spec.channel
+    }
+}
+
+fn deployment_spec(payload: Payload) -> DeployEnvelope {
+    let channel = match payload {
+        Payload::A => "web",
+        Payload::B => "slack",
+    };
+    DeployEnvelope::from_json(&json!({ "channel": channel })).expect("valid payload")
 }
 
 /// Which store a run drives. The Postgres store is connected once per test
@@ -78,10 +144,14 @@ pub enum Backend {
 }
 
 /// The store of one case, with what was learnt from it so far.
-pub struct Sut {
-    store: Arc<dyn Store>,
-    /// Raw access to the same store, to read records the trait hides.
+pub struct Sut<R: Subject> {
+    keys: Arc<dyn KeyStore>,
+    resources: Arc<dyn Resources<R>>,
+    /// Raw access to the same store, to read records the traits hide.
     raw: Raw,
+    /// Per tenant (index into `ORGS`), the agent the resources are created
+    /// under, for a nested resource.
+    parents: [Option<i64>; ORGS.len()],
     /// The claims granted so far, in order (the model's lease numbers).
     leases: Vec<Lease>,
     /// The ids of the agents created so far, in order (the model's agent
@@ -94,28 +164,60 @@ enum Raw {
     Postgres(PgStore),
 }
 
-impl Sut {
-    /// A store with nothing in it.
+impl<R: Subject> Sut<R> {
+    /// A store with nothing in it (but the parent agents of a nested
+    /// resource, which the model does not see).
     pub async fn init(backend: &Backend) -> Self {
-        let (store, raw): (Arc<dyn Store>, Raw) = match backend {
+        let (stores, raw) = match backend {
             Backend::Memory => {
                 let memory = Arc::new(MemoryStore::new(terms()));
-                (memory.clone(), Raw::Memory(memory))
+                (memory.stores(), Raw::Memory(memory))
             }
             Backend::Postgres(pg) => {
-                sqlx::query("TRUNCATE agents, idempotency_keys RESTART IDENTITY")
+                sqlx::query("TRUNCATE agents, deployments, idempotency_keys RESTART IDENTITY")
                     .execute(pg.pool())
                     .await
                     .expect("empty the tables");
-                (Arc::new(pg.clone()), Raw::Postgres(pg.clone()))
+                (pg.stores(), Raw::Postgres(pg.clone()))
             }
         };
+        let mut parents = [None; ORGS.len()];
+        if R::NESTED {
+            for (parent, org) in parents.iter_mut().zip(ORGS) {
+                let agent = stores
+                    .agents
+                    .insert(&Agent::new(org, USERS[0], None, None, Payload::A), at(-1))
+                    .await
+                    .expect("create a parent agent");
+                *parent = Some(agent.id);
+            }
+        }
         Self {
-            store,
+            keys: stores.keys.clone(),
+            resources: R::resources(&stores),
             raw,
+            parents,
             leases: Vec::new(),
             agent_ids: Vec::new(),
         }
+    }
+
+    fn parent(&self, org: i64) -> Option<i64> {
+        ORGS.iter().position(|o| *o == org).and_then(|i| self.parents[i])
+    }
+
+    fn scope(&self, id: ScopeId) -> Scope {
+        let (organization_id, user_id, key) = reference::scope_parts(id);
+        Scope {
+            organization_id,
+            user_id,
+            endpoint: R::endpoint(self.parent(organization_id)),
+            key: IdempotencyKey::parse(key).expect("valid key"),
+        }
+    }
+
+    fn new_resource(&self, org: i64, user: i64, key: Option<&str>, payload: Payload) -> R::New {
+        R::new(org, user, self.parent(org), key, payload)
     }
 
     /// Runs `op` on the store and checks its answer against `model`, the
@@ -125,21 +227,21 @@ impl Sut {
         let expected = model.expected.clone().expect("the model predicted an outcome");
         match (op, expected) {
             (Op::Claim { scope: id, payload }, expected) => self.claim(*id, *payload, now, expected).await,
-            (Op::CreateFresh { scope: id, payload }, expected) => {
-                let scope = scope(*id);
+            (Op::OneStep { scope: id, payload }, expected) => {
+                let scope = self.scope(*id);
                 let (org, user, key) = reference::scope_parts(*id);
-                let new = new_agent(org, user, Some(key), *payload);
+                let new = self.new_resource(org, user, Some(key), *payload);
                 let got = self
-                    .store
-                    .create_agent_fresh(&scope, fingerprint(*payload), &new, now)
+                    .resources
+                    .insert_one_step(&scope, R::fingerprint(*payload), &new, now)
                     .await;
                 match (got, expected) {
-                    (Ok(Fresh::Created(agent)), Expected::Created { agent: n }) => self.created(n, agent, model),
-                    (Ok(Fresh::Replayed(agent)), Expected::Replay { agent: n }) => {
-                        assert_eq!(agent.id, self.agent_ids[n], "agent replayed by one step on {scope:?}");
+                    (Ok(OneStep::Created(agent)), Expected::Created { agent: n }) => self.created(n, agent, model),
+                    (Ok(OneStep::Replayed(agent)), Expected::Replay { agent: n }) => {
+                        assert_eq!(agent.id(), self.agent_ids[n], "agent replayed by one step on {scope:?}");
                         assert_agent(&agent, &model.agents[n]);
                     }
-                    (Ok(Fresh::Taken), Expected::HasRecord) => {}
+                    (Ok(OneStep::Taken), Expected::HasRecord) => {}
                     (got, want) => panic!(
                         "one-step creation on {scope:?} with {payload:?}: store gave {got:?}, model expects {want:?}"
                     ),
@@ -149,34 +251,31 @@ impl Sut {
                 let payload = model.leases[*lease].payload;
                 let lease = self.leases[*lease].clone();
                 let scope = &lease.scope;
-                let new = new_agent(scope.organization_id, scope.user_id, Some(scope.key.as_str()), payload);
-                match (self.store.create_agent(&new, Some(&lease), now).await, expected) {
+                let new = self.new_resource(scope.organization_id, scope.user_id, Some(scope.key.as_str()), payload);
+                match (self.resources.insert_completing(&lease, &new, now).await, expected) {
                     (Ok(agent), Expected::Created { agent: n }) => self.created(n, agent, model),
                     (Err(StoreError::LeaseLost), Expected::LeaseLost) => {}
                     (got, want) => panic!("completing {lease:?}: store gave {got:?}, model expects {want:?}"),
                 }
             }
             (Op::Fail { lease }, Expected::Released) => {
-                self.store
-                    .release(&self.leases[*lease])
-                    .await
-                    .expect("release succeeds");
+                self.keys.release(&self.leases[*lease]).await.expect("release succeeds");
             }
             (Op::Advance { .. } | Op::AdvanceTo { .. }, Expected::Nothing) => {}
             (Op::Reap { limit }, Expected::Reaped(n)) => {
-                let reaped = self.store.reap_expired(now, *limit).await.expect("reap succeeds");
+                let reaped = self.keys.reap_expired(now, *limit).await.expect("reap succeeds");
                 assert_eq!(reaped, n, "records reaped with limit {limit}");
             }
             (Op::CreateWithoutKey { org, user, payload }, Expected::Created { agent: n }) => {
-                let new = new_agent(ORGS[*org], USERS[*user], None, *payload);
-                let agent = self.store.create_agent(&new, None, now).await.expect("create succeeds");
+                let new = self.new_resource(ORGS[*org], USERS[*user], None, *payload);
+                let agent = self.resources.insert(&new, now).await.expect("create succeeds");
                 self.created(n, agent, model);
             }
             (Op::Lookup { org, agent }, Expected::Found(want)) => {
                 let id = self.agent_ids[*agent];
-                let found = self.store.agent(ORGS[*org], id).await.expect("lookup succeeds");
+                let found = self.resources.get(ORGS[*org], id).await.expect("lookup succeeds");
                 assert_eq!(
-                    found.map(|a| a.id),
+                    found.map(|a| a.id()),
                     want.map(|n| self.agent_ids[n]),
                     "agent {id} looked up in organisation {}",
                     ORGS[*org]
@@ -187,11 +286,11 @@ impl Sut {
     }
 
     async fn claim(&mut self, id: ScopeId, payload: Payload, now: Timestamp, expected: Expected) {
-        let scope = scope(id);
+        let scope = self.scope(id);
         let token = LeaseToken::random();
         let got = self
-            .store
-            .claim(&scope, fingerprint(payload), token, now)
+            .keys
+            .claim(&scope, R::fingerprint(payload), token, now)
             .await
             .expect("claim succeeds");
         match (got, expected) {
@@ -219,10 +318,10 @@ impl Sut {
 
     /// Records the id of agent number `n` after checking it is new and as
     /// the model describes.
-    fn created(&mut self, n: usize, agent: Agent, model: &Model) {
+    fn created(&mut self, n: usize, agent: R, model: &Model) {
         assert_eq!(self.agent_ids.len(), n, "agent numbering");
-        assert!(!self.agent_ids.contains(&agent.id), "agent id {} reused", agent.id);
-        self.agent_ids.push(agent.id);
+        assert!(!self.agent_ids.contains(&agent.id()), "agent id {} reused", agent.id());
+        self.agent_ids.push(agent.id());
         assert_agent(&agent, &model.agents[n]);
     }
 
@@ -234,12 +333,19 @@ impl Sut {
             match (&got, want) {
                 (None, None) => {}
                 (Some(got), Some(want)) => self.assert_record(id, got, want),
-                _ => panic!("record of {:?}: store holds {got:?}, model holds {want:?}", scope(id)),
+                _ => panic!(
+                    "record of {:?}: store holds {got:?}, model holds {want:?}",
+                    self.scope(id)
+                ),
             }
         }
         assert_eq!(self.record_count().await, model.records.len(), "number of key records");
         for org in ORGS {
-            let listed = self.store.agents(org, None, 500).await.expect("list agents");
+            let listed = self
+                .resources
+                .list(org, self.parent(org), None, 500)
+                .await
+                .expect("list agents");
             let mut want: Vec<(i64, usize)> = model
                 .agents
                 .iter()
@@ -248,7 +354,7 @@ impl Sut {
                 .map(|(n, _)| (self.agent_ids[n], n))
                 .collect();
             want.sort_unstable();
-            let ids: Vec<i64> = listed.iter().map(|a| a.id).collect();
+            let ids: Vec<i64> = listed.iter().map(|a| a.id()).collect();
             let want_ids: Vec<i64> = want.iter().map(|(id, _)| *id).collect();
             assert_eq!(ids, want_ids, "agents of organisation {org}");
             for (agent, (_, n)) in listed.iter().zip(&want) {
@@ -258,8 +364,12 @@ impl Sut {
     }
 
     fn assert_record(&self, id: ScopeId, got: &KeyRecord<i64>, want: &reference::Record) {
-        let scope = scope(id);
-        assert_eq!(got.fingerprint, fingerprint(want.payload), "fingerprint of {scope:?}");
+        let scope = self.scope(id);
+        assert_eq!(
+            got.fingerprint,
+            R::fingerprint(want.payload),
+            "fingerprint of {scope:?}"
+        );
         assert_eq!(got.created_at, at(want.created_at), "created_at of {scope:?}");
         assert_eq!(got.expires_at, at(want.expires_at), "expires_at of {scope:?}");
         match (&got.state, &want.state) {
@@ -285,8 +395,8 @@ impl Sut {
 
     async fn record(&self, id: ScopeId) -> Option<KeyRecord<i64>> {
         match &self.raw {
-            Raw::Memory(memory) => memory.claims().record(&scope(id)),
-            Raw::Postgres(pg) => pg.record(&scope(id)).await.expect("read a key record"),
+            Raw::Memory(memory) => memory.claims().record(&self.scope(id)),
+            Raw::Postgres(pg) => pg.record(&self.scope(id)).await.expect("read a key record"),
         }
     }
 
@@ -304,13 +414,14 @@ impl Sut {
     }
 }
 
-fn assert_agent(got: &Agent, want: &reference::Agent) {
-    let context = format!("agent {}", got.id);
-    assert_eq!(got.organization_id, want.org, "{context}: organisation");
-    assert_eq!(got.user_id, want.user, "{context}: user");
-    assert_eq!(got.name, name(want.payload), "{context}: payload");
-    assert_eq!(got.idempotency_key.as_deref(), want.key, "{context}: key");
-    assert_eq!(got.created_at, at(want.created_at), "{context}: created_at");
+fn assert_agent<R: Subject>(got: &R, want: &reference::Agent) {
+    let context = format!("{got:?}");
+    let (user, mark, key, created_at) = got.facts();
+    assert_eq!(got.organization_id(), want.org, "{context}: organisation");
+    assert_eq!(user, want.user, "{context}: user");
+    assert_eq!(mark, R::mark(want.payload), "{context}: payload");
+    assert_eq!(key, want.key, "{context}: key");
+    assert_eq!(created_at, at(want.created_at), "{context}: created_at");
 }
 
 /// A claim outcome without the waiting channel, whose debug form is noise.

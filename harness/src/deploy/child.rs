@@ -17,7 +17,7 @@ use idemproof_service::clock::SystemClock;
 use idemproof_service::mutants::Strategy;
 use idemproof_service::{Application, Config};
 
-use super::{FaultState, FaultStore};
+use super::FaultState;
 
 /// The stdin command setting the work delay, followed by milliseconds.
 pub const WORK_DELAY_COMMAND: &str = "work-delay";
@@ -73,16 +73,21 @@ fn serve(strategy: &str) -> anyhow::Result<()> {
     runtime.block_on(async move {
         // Over Postgres when given a database, else in memory (the load
         // mode measures an in-memory service in its own process too).
-        let base = match &config.database_url {
+        let backend = match &config.database_url {
             Some(url) => {
                 strategy
-                    .base_postgres(url, config.database_max_connections, config.terms())
+                    .postgres(
+                        url,
+                        config.database_max_connections,
+                        config.terms(),
+                        config.database_schema,
+                    )
                     .await?
             }
-            None => strategy.base_memory(config.terms()),
+            None => strategy.memory(config.terms()),
         };
-        let store = strategy.decorate(Arc::new(FaultStore::new(base, faults)));
-        let app = Application::build_with(config, store, Arc::new(SystemClock)).await?;
+        let stores = strategy.stores(&backend, |s| s.layer(faults))?;
+        let app = Application::build_with(config, stores, Arc::new(SystemClock)).await?;
         println!("{READY_PREFIX} {}", app.port());
         app.run_until_stopped(idemproof_service::startup::shutdown_signal())
             .await?;

@@ -13,15 +13,13 @@
 //!   restart. Records survive, as they would in a shared database.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
-use idemproof_service::domain::agent::{Agent, NewAgent};
-use idemproof_service::store::{ClaimOutcome, Fresh, Lease, Store, StoreError};
+use idemproof_service::store::{ClaimOutcome, KeyStore, Layer, Lease, OneStep, Resource, Resources, StoreError};
 use rand::{RngExt, SeedableRng};
 
 use crate::SeededRng;
@@ -43,12 +41,12 @@ pub struct FaultState {
     drop_rate: AtomicU64,
     /// The drop decisions' seeded source, locked only while dropping.
     drop_rng: Mutex<SeededRng>,
-    /// The next this-many one-step creations (new keys) fail.
-    failing_fresh: std::sync::atomic::AtomicU32,
+    /// The next this-many one-step creations fail.
+    failing_one_step: AtomicU32,
     /// The next this-many creations under a claim fail.
-    failing_claimed: std::sync::atomic::AtomicU32,
+    failing_claimed: AtomicU32,
     /// The next this-many creations of either kind fail (`db-error`).
-    failing_any: std::sync::atomic::AtomicU32,
+    failing_any: AtomicU32,
     /// Claims of requests that died in a crash: never released.
     dead: Mutex<HashSet<LeaseToken>>,
     /// Set when the deployment stops, so requests "frozen" by a crash end
@@ -67,18 +65,18 @@ impl FaultState {
             work_delay_us: AtomicU64::new(0),
             drop_rate: AtomicU64::new(0f64.to_bits()),
             drop_rng: Mutex::new(SeededRng::seed_from_u64(seed)),
-            failing_fresh: std::sync::atomic::AtomicU32::new(0),
-            failing_claimed: std::sync::atomic::AtomicU32::new(0),
-            failing_any: std::sync::atomic::AtomicU32::new(0),
+            failing_one_step: AtomicU32::new(0),
+            failing_claimed: AtomicU32::new(0),
+            failing_any: AtomicU32::new(0),
             dead: Mutex::new(HashSet::new()),
             stopped: tokio::sync::watch::channel(false).0,
         }
     }
 
-    /// The next `n` one-step creations (of new keys) fail, as a database
-    /// error at the insert would make them.
-    pub fn fail_next_fresh_creates(&self, n: u32) {
-        self.failing_fresh.store(n, Ordering::SeqCst);
+    /// The next `n` one-step creations (keys with no record) fail, as a
+    /// database error at the insert would make them.
+    pub fn fail_next_one_step_creates(&self, n: u32) {
+        self.failing_one_step.store(n, Ordering::SeqCst);
     }
 
     /// The next `n` creations under a claim (keys going the long way) fail.
@@ -168,10 +166,26 @@ impl FaultState {
         let _ = self.stopped.subscribe().wait_for(|stopped| *stopped).await;
         Err(injected("the process died with this request"))
     }
+
+    /// The faults of a creation, before its write: the work takes the
+    /// injected latency once more, and a crash meanwhile kills the request
+    /// (its claim, if any, is never released). Then the pending failures of
+    /// `kind`, and of either kind, are consumed.
+    async fn creating(&self, epoch: u64, lease: Option<&Lease>, kind: &AtomicU32) -> Result<(), StoreError> {
+        self.work_delay().await;
+        if self.died_since(epoch) {
+            if let Some(lease) = lease {
+                self.dead.lock().unwrap_or_else(|p| p.into_inner()).insert(lease.token);
+            }
+            return self.frozen().await;
+        }
+        take_one(kind)?;
+        take_one(&self.failing_any)
+    }
 }
 
 /// Consumes one pending failure from `counter`, if any.
-fn take_one(counter: &std::sync::atomic::AtomicU32) -> Result<(), StoreError> {
+fn take_one(counter: &AtomicU32) -> Result<(), StoreError> {
     match counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
         Ok(_) => Err(injected("insert failed")),
         Err(_) => Ok(()),
@@ -182,35 +196,22 @@ fn injected(what: &str) -> StoreError {
     StoreError::unavailable(std::io::Error::other(format!("injected fault: {what}")))
 }
 
-/// A store behind [`FaultState`].
-pub struct FaultStore {
-    inner: Arc<dyn Store>,
-    faults: Arc<FaultState>,
-}
-
-impl FaultStore {
-    /// `inner` behind `faults`.
-    pub fn new(inner: Arc<dyn Store>, faults: Arc<FaultState>) -> Self {
-        Self { inner, faults }
-    }
-}
-
 #[async_trait]
-impl Store for FaultStore {
+impl Layer for FaultState {
     async fn claim(
         &self,
+        next: &dyn KeyStore,
         scope: &Scope,
         fp: Fingerprint,
         token: LeaseToken,
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
-        self.faults.before().await?;
-        self.inner.claim(scope, fp, token, now).await
+        self.before().await?;
+        next.claim(scope, fp, token, now).await
     }
 
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+    async fn release(&self, next: &dyn KeyStore, lease: &Lease) -> Result<(), StoreError> {
         let dead = self
-            .faults
             .dead
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -218,71 +219,73 @@ impl Store for FaultStore {
         if dead {
             return Ok(()); // a killed process releases nothing
         }
-        self.faults.before().await?;
-        self.inner.release(lease).await
+        self.before().await?;
+        next.release(lease).await
     }
 
-    async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
-        self.faults.before().await?;
-        self.inner.reap_expired(now, limit).await
+    async fn reap_expired(&self, next: &dyn KeyStore, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.before().await?;
+        next.reap_expired(now, limit).await
     }
 
-    async fn create_agent_fresh(
+    async fn ping(&self, next: &dyn KeyStore) -> Result<(), StoreError> {
+        self.before().await?;
+        next.ping().await
+    }
+
+    async fn insert<R: Resource>(
         &self,
+        next: &dyn Resources<R>,
+        new: &R::New,
+        now: Timestamp,
+    ) -> Result<R, StoreError> {
+        let epoch = self.before().await?;
+        self.creating(epoch, None, &self.failing_claimed).await?;
+        next.insert(new, now).await
+    }
+
+    async fn insert_one_step<R: Resource>(
+        &self,
+        next: &dyn Resources<R>,
         scope: &Scope,
         fp: Fingerprint,
-        agent: &NewAgent,
+        new: &R::New,
         now: Timestamp,
-    ) -> Result<Fresh<Agent>, StoreError> {
-        let epoch = self.faults.before().await?;
+    ) -> Result<OneStep<R>, StoreError> {
+        let epoch = self.before().await?;
         // The one-step write is atomic: a crash during it writes nothing,
         // as a rolled-back transaction would.
-        self.faults.work_delay().await;
-        if self.faults.died_since(epoch) {
-            return self.faults.frozen().await;
-        }
-        take_one(&self.faults.failing_fresh)?;
-        take_one(&self.faults.failing_any)?;
-        self.inner.create_agent_fresh(scope, fp, agent, now).await
+        self.creating(epoch, None, &self.failing_one_step).await?;
+        next.insert_one_step(scope, fp, new, now).await
     }
 
-    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
-        let epoch = self.faults.before().await?;
-        // Work takes the injected latency once more; a crash meanwhile
-        // kills the request between its claim and its completion.
-        self.faults.work_delay().await;
-        if self.faults.died_since(epoch) {
-            if let Some(lease) = lease {
-                self.faults
-                    .dead
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(lease.token);
-            }
-            return self.faults.frozen().await;
-        }
-        take_one(&self.faults.failing_claimed)?;
-        take_one(&self.faults.failing_any)?;
-        self.inner.create_agent(agent, lease, now).await
+    async fn insert_completing<R: Resource>(
+        &self,
+        next: &dyn Resources<R>,
+        lease: &Lease,
+        new: &R::New,
+        now: Timestamp,
+    ) -> Result<R, StoreError> {
+        let epoch = self.before().await?;
+        self.creating(epoch, Some(lease), &self.failing_claimed).await?;
+        next.insert_completing(lease, new, now).await
     }
 
-    async fn agent(&self, organization_id: i64, id: i64) -> Result<Option<Agent>, StoreError> {
-        self.faults.before().await?;
-        self.inner.agent(organization_id, id).await
+    async fn get<R: Resource>(&self, next: &dyn Resources<R>, org: i64, id: i64) -> Result<Option<R>, StoreError> {
+        self.before().await?;
+        next.get(org, id).await
     }
 
-    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError> {
-        self.inner.agent_by_id(id).await
-    }
-
-    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
-        self.faults.before().await?;
-        self.inner.agents(organization_id, after, limit).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.faults.before().await?;
-        self.inner.ping().await
+    async fn list<R: Resource>(
+        &self,
+        next: &dyn Resources<R>,
+        org: i64,
+        parent: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<R>, StoreError> {
+        self.before().await?;
+        next.list(org, parent, after, limit).await
     }
 }
 

@@ -1,5 +1,5 @@
 //! `memory`: the reference service in the harness's own process, over the
-//! in-memory store behind the fault-emulating [`FaultStore`]; the final
+//! in-memory store behind the fault-emulating [`FaultState`] layer; the final
 //! state is read from the store itself.
 
 use std::collections::HashMap;
@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use idemproof_service::Application;
 use idemproof_service::clock::SystemClock;
-use idemproof_service::store::Store;
-use tokio::sync::oneshot;
+use idemproof_service::domain::agent::Agent;
+use idemproof_service::mutants::Backend as StrategyBackend;
+use idemproof_service::store::memory::MemoryStore;
+use idemproof_service::{Application, Running};
 
-use super::{Backend, Capabilities, FaultState, FaultStore, ServiceSettings, agent_json, count_judged};
+use super::{Backend, Capabilities, FaultState, ServiceSettings, agent_json, count_judged};
 use crate::client::ApiClient;
 use crate::fault::Fault;
 use crate::history::final_state::{FinalState, Judged};
@@ -20,9 +21,11 @@ use crate::history::final_state::{FinalState, Judged};
 /// The in-process deployment.
 pub struct InProcess {
     url: String,
-    store: Arc<dyn Store>,
+    /// The store under the strategy and the faults, read directly.
+    memory: Arc<MemoryStore>,
     faults: Arc<FaultState>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// Stops serving when dropped.
+    app: Option<Running>,
 }
 
 impl InProcess {
@@ -30,21 +33,19 @@ impl InProcess {
     pub async fn start(settings: &ServiceSettings, seed: u64) -> anyhow::Result<Self> {
         let config = settings.config();
         let faults = Arc::new(FaultState::new(seed));
-        let base = settings.strategy.base_memory(config.terms());
-        let store = settings
-            .strategy
-            .decorate(Arc::new(FaultStore::new(base, faults.clone())));
-        let app = Application::build_with(config, store.clone(), Arc::new(SystemClock)).await?;
-        let url = format!("http://127.0.0.1:{}", app.port());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async {
-            let _ = rx.await;
-        }));
+        let backend = settings.strategy.memory(config.terms());
+        let stores = settings.strategy.stores(&backend, |s| s.layer(faults.clone()))?;
+        let StrategyBackend::Memory(memory) = backend else {
+            anyhow::bail!("the memory target got another backend");
+        };
+        let app = Application::build_with(config, stores, Arc::new(SystemClock))
+            .await?
+            .spawn();
         Ok(Self {
-            url,
-            store,
+            url: app.url.clone(),
+            memory,
             faults,
-            shutdown: Some(tx),
+            app: Some(app),
         })
     }
 }
@@ -91,30 +92,18 @@ impl Backend for InProcess {
             sources: vec!["store".into()],
             ..FinalState::default()
         };
+        let agents = self.memory.table::<Agent>().all();
         for id in judged.acknowledged.keys() {
-            let agent = match id.parse::<i64>() {
-                Ok(n) => self.store.agent_by_id(n).await?,
-                Err(_) => None,
-            };
-            view.acknowledged.insert(id.clone(), agent.as_ref().map(agent_json));
+            let agent = agents.iter().find(|a| a.id.to_string() == *id);
+            view.acknowledged.insert(id.clone(), agent.map(agent_json));
         }
         let mut counts: HashMap<(String, String, String), usize> = HashMap::new();
-        for tenant in &judged.tenants {
-            let Ok(org) = tenant.parse::<i64>() else { continue };
-            let mut after = None;
-            loop {
-                let page = self.store.agents(org, after, 500).await?;
-                after = page.last().map(|a| a.id);
-                for a in &page {
-                    if let Some(key) = &a.idempotency_key {
-                        *counts
-                            .entry((a.organization_id.to_string(), a.user_id.to_string(), key.clone()))
-                            .or_default() += 1;
-                    }
-                }
-                if page.len() < 500 {
-                    break;
-                }
+        for a in &agents {
+            let tenant = a.organization_id.to_string();
+            if let Some(key) = &a.idempotency_key
+                && judged.tenants.contains(&tenant)
+            {
+                *counts.entry((tenant, a.user_id.to_string(), key.clone())).or_default() += 1;
             }
         }
         view.duplicates = count_judged(judged, counts);
@@ -123,8 +112,6 @@ impl Backend for InProcess {
 
     async fn stop(&mut self) {
         self.faults.stop();
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        drop(self.app.take());
     }
 }

@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::db_proxy::DbProxy;
-pub use self::fault_store::{FaultState, FaultStore};
+pub use self::fault_store::FaultState;
 pub use self::http_proxy::{HttpProxy, RawAnswer, Unseen};
 pub use self::replica::ProcessReplica;
 pub use self::settings::ServiceSettings;

@@ -37,7 +37,7 @@ impl ProcessReplica {
         if let Some(url) = database_url {
             env.push(("DATABASE_URL".into(), url.into()));
         }
-        env.push((CHILD_ENV.into(), settings.strategy.name().into()));
+        env.push((CHILD_ENV.into(), settings.strategy.name()));
         let mut replica = Self {
             env,
             port: 0,

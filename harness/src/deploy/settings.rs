@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use idemproof_service::config::{Config, InFlightMode, MismatchMode};
+use idemproof_service::config::Config;
+use idemproof_service::idempotency::{InFlightMode, MismatchMode};
 use idemproof_service::mutants::Strategy;
 use serde::Serialize;
 

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use idemproof_service::store::postgres::INSERT_AGENT_WITH_NEW_KEY;
+use idemproof_service::domain::agent::Agent;
+use idemproof_service::store::postgres::one_step_sql;
 use serde::Serialize;
 use tokio::process::Command;
 
@@ -44,7 +45,7 @@ impl External {
 
 /// Literal values for the one-step statement's parameters ($1 first): an
 /// agent like the load generator's, with a new key per transaction.
-const PGBENCH_VALUES: [&str; 18] = [
+const PGBENCH_VALUES: [&str; 19] = [
     "1",
     "1",
     "'load test agent'",
@@ -62,17 +63,14 @@ const PGBENCH_VALUES: [&str; 18] = [
     "'POST /api/v1/agents'",
     "'pgbench-' || :client_id || '-' || :k",
     "sha256('load test agent'::bytea)",
+    "now()",
     "now() + interval '24 hours'",
 ];
 
 /// The keyed creation's transaction: the service's own one-step statement
-/// ([`INSERT_AGENT_WITH_NEW_KEY`]) with its parameters filled in, on one
-/// line.
+/// ([`one_step_sql`]) with its parameters filled in, on one line.
 fn pgbench_script() -> String {
-    let mut sql = INSERT_AGENT_WITH_NEW_KEY
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let mut sql = one_step_sql::<Agent>().split_whitespace().collect::<Vec<_>>().join(" ");
     // From the highest number down, so `$1` never matches inside `$13`.
     for (i, value) in PGBENCH_VALUES.iter().enumerate().rev() {
         sql = sql.replace(&format!("${}", i + 1), value);

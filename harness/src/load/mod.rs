@@ -73,7 +73,7 @@ pub struct Run {
     pub measured: Measured,
 }
 
-/// A target ratio from the issue, as measured.
+/// A performance target of docs/benchmarks.md (a ratio and its bound), as measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
     /// What is compared.
@@ -306,7 +306,7 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
     Ok(report)
 }
 
-/// The issue's targets, from this run's numbers.
+/// The performance targets of docs/benchmarks.md, from this run's numbers.
 fn targets(r: &LoadReport) -> Vec<TargetCheck> {
     let keyed = r.closed(Workload::Keyed);
     let unkeyed = r.closed(Workload::Unkeyed);

@@ -22,7 +22,7 @@ fn atomic_claim(table: &ClaimTable<u32>, scope: &Scope, tok: LeaseToken, now: Ti
             assert_eq!(lease_expires_at, now + chrono::Duration::seconds(LEASE_SECS));
             false
         }
-        other => panic!("a fresh key can only be acquired or in flight, got {other:?}"),
+        other => panic!("a key with no record can only be acquired or in flight, got {other:?}"),
     }
 }
 
@@ -37,7 +37,7 @@ fn split_lock_claim(table: &ClaimTable<u32>, scope: &Scope, tok: LeaseToken, now
     }
 }
 
-/// Three requests claim one fresh key at the same instant.
+/// Three requests claim one key with no record at the same instant.
 fn race(claim: ClaimFn) {
     let table = table();
     let key = scope(1, "k");

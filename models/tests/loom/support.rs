@@ -110,14 +110,14 @@ pub enum Ended {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     /// It created on the one-step path.
-    pub fresh: bool,
+    pub one_step: bool,
     /// How many times it was told "in flight" and waited for a wake-up.
     pub waits: usize,
 }
 
 /// The synchronous core of the service's request loop
 /// (`Idempotency::execute`): first the one-step path, which creates if the
-/// key has no record at all; otherwise claim with a fresh token,
+/// key has no record at all; otherwise claim with a new token,
 /// registering a waker; on "in flight" block until the waker fires, then
 /// claim again (the one-step path is tried only once, as in the service);
 /// on acquiring, do the work and complete. `first_token` numbers the
@@ -134,9 +134,12 @@ pub fn request_traced(
     now: Timestamp,
     result: u32,
 ) -> (Ended, Route) {
-    let mut route = Route { fresh: false, waits: 0 };
-    if let Some(created) = create_fresh(table, scope, FP, now, result).created {
-        route.fresh = true;
+    let mut route = Route {
+        one_step: false,
+        waits: 0,
+    };
+    if let Some(created) = create_one_step(table, scope, FP, now, result).created {
+        route.one_step = true;
         return (Ended::Owned(created), route);
     }
     let mut attempt = first_token;
@@ -147,7 +150,7 @@ pub fn request_traced(
         match table.claim(scope, FP, tok, now, Some(Signal::waker(&changed))) {
             Claim::Acquired => {
                 let stored = table.complete(scope, tok, || Ok::<_, Infallible>(result));
-                assert_eq!(stored, Ok(result), "a fresh owner must be able to complete");
+                assert_eq!(stored, Ok(result), "a new owner must be able to complete");
                 return (Ended::Owned(result), route);
             }
             Claim::Replay(stored) => return (Ended::Replayed(stored), route),
@@ -160,9 +163,9 @@ pub fn request_traced(
     }
 }
 
-/// How one call of [`ClaimTable::create_fresh`] ended.
+/// How one call of [`ClaimTable::create_one_step`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fresh {
+pub struct OneStep {
     /// What it returned: the stored result, or `None` (the key had a record).
     pub created: Option<u32>,
     /// Whether its work ran. Tracked apart from the return value, so that
@@ -171,21 +174,21 @@ pub struct Fresh {
     pub worked: bool,
 }
 
-/// The one-step path for a new key, as the in-memory store calls it: work
+/// The one-step path for a key with no record, as the in-memory store calls it: work
 /// that produces `result`, stored as the key's completed outcome at `now`.
-pub fn create_fresh(
+pub fn create_one_step(
     table: &ClaimTable<u32>,
     scope: &Scope,
     fingerprint: Fingerprint,
     now: Timestamp,
     result: u32,
-) -> Fresh {
+) -> OneStep {
     let mut worked = false;
-    let created = table.create_fresh(scope, fingerprint, now, || {
+    let created = table.create_one_step(scope, fingerprint, now, || {
         worked = true;
         Ok::<_, Infallible>(result)
     });
-    Fresh {
+    OneStep {
         created: created.unwrap_or_else(|never| match never {}),
         worked,
     }

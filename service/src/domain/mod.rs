@@ -1,4 +1,7 @@
-//! Domain types of the agent service, independent of HTTP and storage.
+//! Domain types of the agent service, independent of HTTP and storage:
+//! what a client sends to create each resource, how it is validated and
+//! fingerprinted, and what is stored.
 
 pub mod agent;
 pub mod canonical_json;
+pub mod deployment;

@@ -14,6 +14,6 @@ pub async fn live() -> Json<Value> {
 
 /// `GET /readyz`: the store answers (503 otherwise).
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.store.ping().await?;
+    state.stores.ping().await?;
     Ok(Json(json!({"status": "ready"})))
 }

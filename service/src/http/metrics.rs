@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use clap::ValueEnum;
 
 use super::AppState;
 
-/// How a creation request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a creation request ended. Its label in `/metrics` is the variant's
+/// name in lower case (derived, like a command-line value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Outcome {
     /// 201: this request created the agent.
     Created,
@@ -28,31 +30,33 @@ pub enum Outcome {
     Error,
 }
 
-const OUTCOMES: [(Outcome, &str); 6] = [
-    (Outcome::Created, "created"),
-    (Outcome::Replayed, "replayed"),
-    (Outcome::Mismatch, "mismatch"),
-    (Outcome::Conflict, "conflict"),
-    (Outcome::Invalid, "invalid"),
-    (Outcome::Error, "error"),
-];
-
 /// Process-wide counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    /// Creation requests by [`Outcome`], indexed like `OUTCOMES`.
-    outcomes: [AtomicU64; 6],
+    /// Creation requests by [`Outcome`], in the order of its variants.
+    outcomes: Vec<AtomicU64>,
     /// Valid creation requests, and those of them that carried a key: the
     /// share tells how far clients have adopted keys.
     creates: AtomicU64,
     keyed_creates: AtomicU64,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            outcomes: Outcome::value_variants().iter().map(|_| AtomicU64::new(0)).collect(),
+            creates: AtomicU64::new(0),
+            keyed_creates: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Metrics {
     /// Counts one finished creation request.
     pub fn record(&self, outcome: Outcome) {
-        let i = OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
-        self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = Outcome::value_variants().iter().position(|o| *o == outcome) {
+            self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts one valid creation request, keyed or not.
@@ -68,24 +72,26 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# HELP idemproof_create_requests_total Agent creation requests by outcome."
+            "# HELP idemproof_create_requests_total Creation requests (agents and deployments) by outcome."
         );
         let _ = writeln!(out, "# TYPE idemproof_create_requests_total counter");
-        for (i, (_, label)) in OUTCOMES.iter().enumerate() {
-            let n = self.outcomes[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "idemproof_create_requests_total{{outcome=\"{label}\"}} {n}");
+        for (outcome, n) in Outcome::value_variants().iter().zip(&self.outcomes) {
+            if let Some(label) = outcome.to_possible_value() {
+                let (label, n) = (label.get_name(), n.load(Ordering::Relaxed));
+                let _ = writeln!(out, "idemproof_create_requests_total{{outcome=\"{label}\"}} {n}");
+            }
         }
         let creates = self.creates.load(Ordering::Relaxed);
         let keyed = self.keyed_creates.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
-            "# HELP idemproof_valid_creates_total Valid agent creation requests."
+            "# HELP idemproof_valid_creates_total Valid creation requests (agents and deployments)."
         );
         let _ = writeln!(out, "# TYPE idemproof_valid_creates_total counter");
         let _ = writeln!(out, "idemproof_valid_creates_total {creates}");
         let _ = writeln!(
             out,
-            "# HELP idemproof_keyed_creates_total Valid agent creation requests that carried an idempotency key."
+            "# HELP idemproof_keyed_creates_total Valid creation requests that carried an idempotency key."
         );
         let _ = writeln!(out, "# TYPE idemproof_keyed_creates_total counter");
         let _ = writeln!(out, "idemproof_keyed_creates_total {keyed}");
@@ -131,5 +137,10 @@ mod tests {
         assert!(text.contains("idemproof_create_requests_total{outcome=\"replayed\"} 2\n"));
         assert!(text.contains("idemproof_create_requests_total{outcome=\"error\"} 0\n"));
         assert!(text.contains("idemproof_keyed_create_share 0.75\n"));
+        let labels = text
+            .lines()
+            .filter(|l| l.starts_with("idemproof_create_requests_total{"))
+            .count();
+        assert_eq!(labels, Outcome::value_variants().len(), "one line per outcome:\n{text}");
     }
 }

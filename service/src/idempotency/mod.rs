@@ -1,49 +1,65 @@
-//! The idempotency machinery, generic over the endpoint. Every key first
-//! takes the one-step path: for a new key the endpoint's write and the
-//! key's completed record commit together; a completed key is replayed
-//! without a claim. Any other key goes the long way: claim the scope, run
-//! the endpoint's create step under the claim, and turn every other state
-//! of the key into a replay, a mismatch or a wait. An endpoint adopts it by
-//! naming its scope, fingerprinting its normalised payload and passing
-//! three closures (see `http::agents::create`).
+//! The idempotency machinery, generic over the endpoint. A handler with a
+//! key names its scope (organisation, user, endpoint, key), fingerprints
+//! its normalised payload and calls [`Idempotency::begin`], which answers
+//! what to do next:
+//!
+//! ```text
+//! match idempotency.begin(resources, &scope, fingerprint, &new).await? {
+//!     Begun::Created(resource) => 201,       // the one-step path created it
+//!     Begun::Replayed(resource) => 200,      // an earlier request did
+//!     Begun::Claimed(claim) => 201 with claim.complete(resources, &new).await?,
+//! }
+//! ```
+//!
+//! `begin` first takes the one-step path ([`Resources::insert_one_step`]):
+//! for a key with no record the resource and the key's completed record
+//! commit together, and a completed key is replayed without a claim. Any
+//! other key goes the long way: claim the scope, and turn every other state
+//! of the key into a replay, a mismatch or a wait. A [`Claim`] is the key
+//! held by this request; completing it inserts the resource atomically with
+//! the key's completion, and dropping it unfinished releases the key.
+//!
+//! Callers must not be cancelled half-way by a client hanging up, or a
+//! claim would be orphaned until its lease ends: the creation routes run
+//! detached from their connection (`http::detached`), so a retry replays
+//! the result instead.
 
-mod release_guard;
+mod claim;
+mod policy;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use idemproof_models::{Fingerprint, LeaseToken, Scope};
 use tokio::time::Instant;
 
-use self::release_guard::ReleaseGuard;
+pub use self::claim::Claim;
+pub use self::policy::{InFlightMode, MismatchMode, Policy};
 use crate::clock::Clock;
-use crate::config::{InFlightMode, MismatchMode};
-use crate::store::{ChangeSignal, ClaimOutcome, Fresh, Lease, Store, StoreError};
+use crate::store::{ChangeSignal, ClaimOutcome, KeyStore, Lease, OneStep, Resource, Resources, StoreError};
 
 /// First and largest pause between polls of an in-flight key whose owner
 /// may be another process (the Postgres store cannot notify).
 const POLL_FIRST: Duration = Duration::from_millis(5);
 const POLL_MAX: Duration = Duration::from_millis(100);
 
-/// How the machinery treats duplicates.
-#[derive(Debug, Clone, Copy)]
-pub struct Policy {
-    /// Longest a duplicate waits for an in-flight original.
-    pub wait: Duration,
-    /// Wait for in-flight originals, or refuse at once.
-    pub in_flight: InFlightMode,
-    /// Refuse a reused key with another payload, or replay the original.
-    pub mismatch: MismatchMode,
+/// What [`Idempotency::begin`] found for a request.
+pub enum Begun<R> {
+    /// The key was new: the one-step path created `R` and completed the key.
+    Created(R),
+    /// An earlier request with the same key and payload created `R`.
+    Replayed(R),
+    /// This request holds the key now and must complete it.
+    Claimed(Claim),
 }
 
 /// A successful idempotent request.
 #[derive(Debug)]
-pub enum Executed<T> {
-    /// This request did the work.
-    Created(T),
+pub enum Executed<R> {
+    /// This request created the resource.
+    Created(R),
     /// An earlier request with the same key did; this is its result.
-    Replayed(T),
+    Replayed(R),
 }
 
 /// Why an idempotent request did not succeed.
@@ -60,11 +76,11 @@ pub enum Refused {
     Store(#[from] StoreError),
 }
 
-/// Runs idempotent requests against one store.
+/// Runs idempotent requests over one key store.
 #[derive(Clone)]
 pub struct Idempotency {
     /// Where keys live.
-    store: Arc<dyn Store>,
+    keys: Arc<dyn KeyStore>,
     /// Source of claim timestamps.
     clock: Arc<dyn Clock>,
     /// Duplicate handling.
@@ -72,82 +88,49 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
-    /// Machinery over `store`.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: Policy) -> Self {
-        Self { store, clock, policy }
+    /// Machinery over `keys`.
+    pub fn new(keys: Arc<dyn KeyStore>, clock: Arc<dyn Clock>, policy: Policy) -> Self {
+        Self { keys, clock, policy }
     }
 
-    /// Runs one request carrying a key. `fresh` is the one-step path (see
-    /// [`Store::create_agent_fresh`]; an endpoint without one passes a
-    /// closure answering `Ok(Fresh::Taken)`); `create` does
-    /// the work under a claim and must complete it atomically with its own
-    /// write (see [`Store::create_agent`]); `load` fetches the result of an
-    /// earlier request by resource id for a replay.
-    ///
-    /// The request runs as its own task, detached from the connection: if
-    /// the client gives up (a timeout, a closed tab) the work still runs to
-    /// its end, so the client's retry finds a result to replay rather than
-    /// a claim orphaned half-way (which would block the key for a lease).
-    pub async fn execute<T, F, FF, C, CF, L, LF>(
+    /// Starts a request carrying a key: creates `new` in one step if the
+    /// key is new, finds the earlier result if there is one (waiting for an
+    /// in-flight original as the policy says), or claims the key for this
+    /// request.
+    pub async fn begin<R: Resource>(
         &self,
-        scope: Scope,
+        resources: &dyn Resources<R>,
+        scope: &Scope,
         fingerprint: Fingerprint,
-        fresh: F,
-        create: C,
-        load: L,
-    ) -> Result<Executed<T>, Refused>
-    where
-        T: Send + 'static,
-        F: FnOnce(Scope) -> FF + Send + 'static,
-        FF: Future<Output = Result<Fresh<T>, StoreError>> + Send + 'static,
-        C: FnOnce(Lease) -> CF + Send + 'static,
-        CF: Future<Output = Result<T, StoreError>> + Send + 'static,
-        L: FnOnce(i64) -> LF + Send + 'static,
-        LF: Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
-    {
-        let this = self.clone();
-        tokio::spawn(async move { this.run(scope, fingerprint, fresh, create, load).await })
-            .await
-            .unwrap_or_else(|e| Err(Refused::Store(StoreError::unavailable(e))))
-    }
-
-    async fn run<T, F, FF, C, CF, L, LF>(
-        &self,
-        scope: Scope,
-        fingerprint: Fingerprint,
-        fresh: F,
-        create: C,
-        load: L,
-    ) -> Result<Executed<T>, Refused>
-    where
-        F: FnOnce(Scope) -> FF,
-        FF: Future<Output = Result<Fresh<T>, StoreError>>,
-        C: FnOnce(Lease) -> CF,
-        CF: Future<Output = Result<T, StoreError>>,
-        L: FnOnce(i64) -> LF,
-        LF: Future<Output = Result<Option<T>, StoreError>>,
-    {
-        // A new key: one atomic write, no claim ever visible. A failure here
-        // wrote nothing, so there is nothing to release.
-        match fresh(scope.clone()).await? {
-            Fresh::Created(created) => return Ok(Executed::Created(created)),
-            Fresh::Replayed(original) => return Ok(Executed::Replayed(original)),
-            Fresh::Taken => {}
+        new: &R::New,
+    ) -> Result<Begun<R>, Refused> {
+        // A key with no record: one atomic write, no claim ever visible. A
+        // failure here wrote nothing, so there is nothing to release.
+        match resources
+            .insert_one_step(scope, fingerprint, new, self.clock.now())
+            .await?
+        {
+            OneStep::Created(created) => return Ok(Begun::Created(created)),
+            OneStep::Replayed(original) => return Ok(Begun::Replayed(original)),
+            OneStep::Taken => {}
         }
         let deadline = Instant::now() + self.policy.wait;
         let mut poll = POLL_FIRST;
         loop {
             let token = LeaseToken::random();
             let now = self.clock.now();
-            let outcome = self.store.claim(&scope, fingerprint, token, now).await?;
-            let (lease_expires_at, change) = match outcome {
+            let (lease_expires_at, change) = match self.keys.claim(scope, fingerprint, token, now).await? {
                 ClaimOutcome::Acquired => {
-                    return self.run_claimed(Lease { scope, token }, create).await;
+                    let lease = Lease {
+                        scope: scope.clone(),
+                        token,
+                    };
+                    return Ok(Begun::Claimed(Claim::new(self.keys.clone(), self.clock.clone(), lease)));
                 }
-                ClaimOutcome::Replay(id) => return replay(id, load).await,
+                ClaimOutcome::Replay(id) => return replay(resources, scope, id).await,
                 ClaimOutcome::Mismatch { original } => match (self.policy.mismatch, original) {
                     (MismatchMode::Reject, _) => return Err(Refused::Mismatch),
-                    (MismatchMode::Replay, Some(id)) => return replay(id, load).await,
+                    (MismatchMode::Replay, Some(id)) => return replay(resources, scope, id).await,
                     // Replay mode with nothing to replay yet: the original
                     // is in flight, so wait for it like a duplicate would.
                     (MismatchMode::Replay, None) => (now, ChangeSignal::Poll),
@@ -175,42 +158,94 @@ impl Idempotency {
             }
         }
     }
+}
 
-    /// Does the work under a fresh claim. If the work fails, or this future
-    /// is torn down half-way, the claim is released so a retry can proceed;
-    /// failures are never stored.
-    async fn run_claimed<T, C, CF>(&self, lease: Lease, create: C) -> Result<Executed<T>, Refused>
-    where
-        C: FnOnce(Lease) -> CF,
-        CF: Future<Output = Result<T, StoreError>>,
-    {
-        let guard = ReleaseGuard::new(self.store.clone(), lease.clone());
-        match create(lease).await {
-            Ok(created) => {
-                guard.disarm();
-                Ok(Executed::Created(created))
-            }
-            // Our lease ran out and another request took the key over: it
-            // will produce the one result; a retry will replay it.
-            Err(StoreError::LeaseLost) => {
-                guard.disarm();
-                Err(Refused::InFlight)
-            }
-            Err(e) => {
-                guard.release().await;
-                Err(Refused::Store(e))
-            }
-        }
+/// The resource an earlier request created, in the scope's organisation.
+async fn replay<R: Resource>(resources: &dyn Resources<R>, scope: &Scope, id: i64) -> Result<Begun<R>, Refused> {
+    match resources.get(scope.organization_id, id).await? {
+        Some(found) => Ok(Begun::Replayed(found)),
+        None => Err(Refused::Store(StoreError::Dangling(id))),
     }
 }
 
-async fn replay<T, L, LF>(id: i64, load: L) -> Result<Executed<T>, Refused>
-where
-    L: FnOnce(i64) -> LF,
-    LF: Future<Output = Result<Option<T>, StoreError>>,
-{
-    match load(id).await? {
-        Some(found) => Ok(Executed::Replayed(found)),
-        None => Err(Refused::Store(StoreError::Dangling(id))),
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use idemproof_models::{Fingerprint, IdempotencyKey, LeaseToken, Scope, Terms};
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::agent::{Agent, CreateEnvelope, NewAgent};
+    use crate::store::memory::MemoryStore;
+
+    /// A memory store whose key `k` holds an abandoned claim, and a
+    /// request for it: the one-step path refuses (there is a record), so
+    /// `begin` takes the key over and hands the claim to the caller.
+    async fn claimed() -> (Arc<MemoryStore>, Scope, Claim, NewAgent) {
+        let memory = Arc::new(MemoryStore::new(Terms::default()));
+        let clock = Arc::new(ManualClock::new());
+        let stores = memory.stores();
+        let spec = CreateEnvelope::from_json(&json!({"name": "Bot"})).expect("valid").spec;
+        let scope = Scope {
+            organization_id: 1,
+            user_id: 1,
+            endpoint: "POST /things".into(),
+            key: IdempotencyKey::parse("k").expect("key"),
+        };
+        let fingerprint: Fingerprint = spec.fingerprint();
+        let dead = stores
+            .keys
+            .claim(&scope, fingerprint, LeaseToken::random(), clock.now())
+            .await
+            .expect("claim");
+        assert!(matches!(dead, ClaimOutcome::Acquired));
+        clock.advance(std::time::Duration::from_secs(31));
+        let policy = Policy {
+            wait: Duration::from_secs(1),
+            in_flight: InFlightMode::Reject,
+            mismatch: MismatchMode::Reject,
+        };
+        let machinery = Idempotency::new(stores.keys.clone(), clock, policy);
+        let new = NewAgent {
+            organization_id: 1,
+            user_id: 1,
+            idempotency_key: Some("k".into()),
+            spec,
+        };
+        let Ok(Begun::Claimed(claim)) = machinery.begin(&*stores.agents, &scope, fingerprint, &new).await else {
+            panic!("the abandoned claim is taken over");
+        };
+        assert_eq!(claim.lease().scope, scope);
+        (memory, scope, claim, new)
+    }
+
+    #[tokio::test]
+    async fn a_claim_completes_with_its_resource() {
+        let (memory, scope, claim, new) = claimed().await;
+        let agent = claim.complete(&*memory.stores().agents, &new).await.expect("complete");
+        let record = memory.claims().record(&scope).expect("a record");
+        assert_eq!(record.state, idemproof_models::KeyState::Completed { result: agent.id });
+        assert_eq!(memory.table::<Agent>().all(), [agent]);
+    }
+
+    #[tokio::test]
+    async fn a_claim_released_or_dropped_frees_the_key_at_once() {
+        let (memory, scope, claim, _) = claimed().await;
+        claim.release().await;
+        assert!(memory.claims().record(&scope).is_none(), "released");
+
+        let (memory, scope, claim, _) = claimed().await;
+        drop(claim);
+        // The release runs as a task of its own: let it.
+        for _ in 0..100 {
+            if memory.claims().record(&scope).is_none() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(memory.claims().record(&scope).is_none(), "released on drop");
+        assert!(memory.table::<Agent>().all().is_empty(), "nothing created");
     }
 }

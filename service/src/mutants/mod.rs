@@ -4,32 +4,39 @@
 //! every one of them. Nothing here is reachable from the service binary's
 //! configuration; the harness builds these stores itself.
 //!
-//! Strategies that replace the store ([`Strategy::base_memory`],
-//! [`Strategy::base_postgres`]) and strategies that wrap any store
-//! ([`Strategy::decorate`]) are kept apart so a fault-injection layer can
-//! sit between the two.
+//! Each strategy is one file holding one [`Layer`] that overrides only the
+//! store calls it breaks. A strategy that replaces part of the design
+//! (legacy, split-lock) sits right over the backend; one that bends the
+//! correct design (the others) sits on top; [`Strategy::stores`] puts a
+//! caller's own layer (the harness's fault emulation) between the two, so
+//! faults reach a replaced design's calls and a bending strategy sees the
+//! faults' failures. Adding a strategy: a variant below, its file, and its
+//! arm in [`Strategy::stores`].
 
-mod replaced;
-mod wrapper;
+mod cache_failures;
+mod legacy;
+mod no_lease;
+mod skip_fingerprint;
+mod split_lock;
+mod unscoped;
 
 use std::sync::Arc;
 
+use clap::ValueEnum;
 use idemproof_models::Terms;
 
-use crate::store::Store;
 use crate::store::memory::MemoryStore;
-use crate::store::postgres::PgStore;
+use crate::store::postgres::{PgStore, Schema};
+use crate::store::{Resource, StoreError, Stores};
 
 /// How keys are handled.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// The reference implementation.
     Correct,
-    /// Look the key up among agents (non-unique index on the key alone,
-    /// any tenant, no payload check), insert if absent.
+    /// Look the key up among the resources (non-unique index on the key
+    /// alone, any tenant, no payload check), insert if absent.
     Legacy,
     /// Keys scoped by endpoint and key only, not by organisation and user.
     Unscoped,
@@ -46,26 +53,18 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every broken strategy, in report order.
-    pub const BROKEN: [Strategy; 6] = [
-        Strategy::Legacy,
-        Strategy::Unscoped,
-        Strategy::NoLease,
-        Strategy::CacheFailures,
-        Strategy::SkipFingerprint,
-        Strategy::SplitLock,
-    ];
+    pub fn broken() -> impl Iterator<Item = Strategy> {
+        Strategy::value_variants()
+            .iter()
+            .copied()
+            .filter(|s| *s != Strategy::Correct)
+    }
 
-    /// Kebab-case name, as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Correct => "correct",
-            Strategy::Legacy => "legacy",
-            Strategy::Unscoped => "unscoped",
-            Strategy::NoLease => "no-lease",
-            Strategy::CacheFailures => "cache-failures",
-            Strategy::SkipFingerprint => "skip-fingerprint",
-            Strategy::SplitLock => "split-lock",
-        }
+    /// Kebab-case name, as on the command line (derived by clap).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
     }
 
     /// The bug in one line.
@@ -100,38 +99,88 @@ impl Strategy {
         }
     }
 
-    /// The in-memory store this strategy runs on.
-    pub fn base_memory(self, terms: Terms) -> Arc<dyn Store> {
-        let store = Arc::new(MemoryStore::new(self.terms(terms)));
-        match self {
-            Strategy::Legacy | Strategy::SplitLock => Arc::new(replaced::Replaced::memory(self, store)),
-            _ => store,
-        }
+    /// The in-memory backend this strategy runs on.
+    pub fn memory(self, terms: Terms) -> Backend {
+        Backend::Memory(Arc::new(MemoryStore::new(self.terms(terms))))
     }
 
-    /// The Postgres store this strategy runs on.
-    pub async fn base_postgres(self, url: &str, max_connections: u32, terms: Terms) -> anyhow::Result<Arc<dyn Store>> {
-        let store = PgStore::connect(url, max_connections, self.terms(terms)).await?;
+    /// The Postgres backend this strategy runs on.
+    pub async fn postgres(
+        self,
+        url: &str,
+        max_connections: u32,
+        terms: Terms,
+        schema: Schema,
+    ) -> anyhow::Result<Backend> {
+        if !self.has_postgres_form() {
+            anyhow::bail!("{self} has no Postgres form");
+        }
+        let store = PgStore::connect(url, max_connections, self.terms(terms), schema).await?;
+        if self == Strategy::Legacy {
+            legacy::create_index(&store).await?;
+        }
+        Ok(Backend::Postgres(store))
+    }
+
+    /// The stores of `backend` as this strategy breaks them, with
+    /// `between` (e.g. fault emulation) applied over the backend and any
+    /// replaced part of the design, under any bent part.
+    pub fn stores(self, backend: &Backend, between: impl FnOnce(Stores) -> Stores) -> anyhow::Result<Stores> {
+        let base = backend.stores();
+        let replaced = match self {
+            Strategy::Legacy => base.layer(Arc::new(legacy::Legacy::new(backend.clone()))),
+            Strategy::SplitLock => match backend {
+                Backend::Memory(memory) => base.layer(Arc::new(split_lock::SplitLock::new(memory.clone()))),
+                Backend::Postgres(_) => anyhow::bail!("{self} has no Postgres form"),
+            },
+            _ => base,
+        };
+        let middle = between(replaced);
         Ok(match self {
-            Strategy::Legacy => Arc::new(replaced::Replaced::postgres(self, store).await?),
-            Strategy::SplitLock => anyhow::bail!("split-lock has no Postgres form"),
-            _ => Arc::new(store),
+            Strategy::Unscoped => middle.layer(Arc::new(unscoped::Unscoped::new(backend.clone()))),
+            Strategy::NoLease => middle.layer(Arc::new(no_lease::NoLease)),
+            Strategy::CacheFailures => middle.layer(Arc::new(cache_failures::CacheFailures::default())),
+            Strategy::SkipFingerprint => middle.layer(Arc::new(skip_fingerprint::SkipFingerprint)),
+            Strategy::Correct | Strategy::Legacy | Strategy::SplitLock => middle,
         })
-    }
-
-    /// Wraps a store in this strategy's wrapper, if it has one.
-    pub fn decorate(self, store: Arc<dyn Store>) -> Arc<dyn Store> {
-        match self {
-            Strategy::Unscoped | Strategy::CacheFailures | Strategy::SkipFingerprint | Strategy::NoLease => {
-                Arc::new(wrapper::Wrapped::new(self, store))
-            }
-            Strategy::Correct | Strategy::Legacy | Strategy::SplitLock => store,
-        }
     }
 }
 
 impl std::fmt::Display for Strategy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
+    }
+}
+
+/// The backend under a strategy, concretely: what a strategy that looks
+/// past the stores' interface (the legacy lookup, unscoped reads) reaches
+/// for, and what audits read back.
+#[derive(Clone)]
+pub enum Backend {
+    /// The embedded store.
+    Memory(Arc<MemoryStore>),
+    /// A Postgres database.
+    Postgres(PgStore),
+}
+
+impl Backend {
+    /// The backend's correct stores.
+    pub fn stores(&self) -> Stores {
+        match self {
+            Backend::Memory(memory) => memory.stores(),
+            Backend::Postgres(pg) => pg.stores(),
+        }
+    }
+
+    /// The resource `id` in whichever tenant holds it.
+    async fn any_tenant<R: Resource>(&self, id: i64) -> Result<Option<R>, StoreError> {
+        match self {
+            Backend::Memory(memory) => Ok(memory.table::<R>().find(|r| r.id() == id)),
+            Backend::Postgres(pg) => sqlx::query_as(&format!("SELECT * FROM {} WHERE id = $1", R::TABLE))
+                .bind(id)
+                .fetch_optional(pg.pool())
+                .await
+                .map_err(StoreError::unavailable),
+        }
     }
 }

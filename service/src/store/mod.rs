@@ -1,69 +1,40 @@
-//! Storage behind one trait, with one implementation per backend:
-//! [`memory`] (the default, embedded) and [`postgres`]. Both follow
-//! [`idemproof_models::decide`]; `tests/contract.rs` runs the same HTTP
-//! suite against each.
+//! Storage, split by what is stored: idempotency keys in one [`KeyStore`],
+//! each kind of resource (agents, deployments) in a [`Resources`] store.
+//! Each has one implementation per backend, [`memory`] (the default,
+//! embedded) and [`postgres`], and both follow
+//! [`idemproof_models::decide`]; `tests/contract/` runs the same HTTP suite
+//! against each.
+//!
+//! Keys and resources meet in exactly two writes, which must be atomic:
+//! the one-step path (a key with no record gets its resource and its
+//! completed record together) and the completion of a claim (the resource
+//! is inserted if and only if the claim still holds). Both are methods of
+//! [`Resources`], generic over the [`Resource`]: a resource describes its
+//! own insert once (its table, columns and binds, and how to build it in
+//! memory), and each backend composes that insert with the key's write
+//! (one SQL statement on Postgres, one critical section in memory). A new
+//! kind of resource therefore gets both atomic writes, on both backends,
+//! by implementing [`Resource`] (see `agents.rs`, `deployments.rs`) and
+//! taking a field in [`Stores`].
+//!
+//! Broken strategies and fault emulation change the stores' behaviour
+//! through a [`Layer`], which overrides only the calls it changes.
 
+mod agents;
+mod deployments;
+mod keys;
+mod layer;
 pub mod memory;
 pub mod postgres;
+mod resource;
 
-use async_trait::async_trait;
-use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
-use tokio::sync::oneshot;
+use std::sync::Arc;
 
-use crate::domain::agent::{Agent, NewAgent};
-
-/// A claim this request holds on a scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    /// The claimed scope.
-    pub scope: Scope,
-    /// Proves ownership on completion and release.
-    pub token: LeaseToken,
-}
-
-/// What [`Store::claim`] found.
-#[derive(Debug)]
-pub enum ClaimOutcome {
-    /// The caller now holds the key.
-    Acquired,
-    /// Completed with the same payload; the created resource's id.
-    Replay(i64),
-    /// Used with another payload; the original resource's id if it completed.
-    Mismatch {
-        /// The original resource, if any.
-        original: Option<i64>,
-    },
-    /// Another request holds the key.
-    InFlight {
-        /// When that claim is considered abandoned.
-        lease_expires_at: Timestamp,
-        /// How to learn that it changed.
-        change: ChangeSignal,
-    },
-}
-
-/// What the one-step path ([`Store::create_agent_fresh`]) did.
-#[derive(Debug, PartialEq)]
-pub enum Fresh<T> {
-    /// The key had no record: `T` was created and the key completed with it.
-    Created(T),
-    /// The key is completed, live, with this payload: the resource it
-    /// points at, found without going through a claim. Nothing was written.
-    Replayed(T),
-    /// Any other record (in flight, another payload, dead, or one that
-    /// appeared meanwhile): nothing was written, and the caller goes the
-    /// long way through [`Store::claim`], which decides on it.
-    Taken,
-}
-
-/// How a waiting request learns that an in-flight key changed.
-#[derive(Debug)]
-pub enum ChangeSignal {
-    /// The store will fire this once the claim completes or goes away.
-    Notified(oneshot::Receiver<()>),
-    /// The store cannot notify (another process may own the key): poll.
-    Poll,
-}
+pub use self::keys::{ChangeSignal, ClaimOutcome, KeyStore, Lease};
+pub use self::layer::{Layer, Layered};
+pub use self::resource::{OneStep, PgQuery, Resource, Resources};
+use crate::domain::agent::Agent;
+use crate::domain::deployment::Deployment;
 
 /// Storage failures. None of them carries text that reaches a client.
 #[derive(Debug, thiserror::Error)]
@@ -87,55 +58,31 @@ impl StoreError {
     }
 }
 
-/// Everything the service stores.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Claims `scope` for `token` at `now` if [`idemproof_models::decide`]
-    /// says it is free, atomically with that decision.
-    async fn claim(
-        &self,
-        scope: &Scope,
-        fingerprint: Fingerprint,
-        token: LeaseToken,
-        now: Timestamp,
-    ) -> Result<ClaimOutcome, StoreError>;
+/// Everything the service stores, one store per concern, all on one
+/// backend.
+#[derive(Clone)]
+pub struct Stores {
+    /// Idempotency keys of every endpoint.
+    pub keys: Arc<dyn KeyStore>,
+    /// Agents (`/api/v1/agents`).
+    pub agents: Arc<dyn Resources<Agent>>,
+    /// Deployments of agents (`/api/v1/agents/{id}/deployments`).
+    pub deployments: Arc<dyn Resources<Deployment>>,
+}
 
-    /// Gives the claim up so a retry may take the key at once. A no-op if
-    /// the claim is gone or completed.
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
-
-    /// Deletes up to `limit` keys that are dead at `now`; returns how many.
-    async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
-
-    /// The one-step path for a key: inserts the agent and records the key
-    /// as completed with it, atomically, if the key has no record at all.
-    /// If the key is completed and [`idemproof_models::decide`] would
-    /// replay it, answers [`Fresh::Replayed`] with the agent (of
-    /// `agent.organization_id` only), so a replay skips the claim's
-    /// separate reads. Otherwise [`Fresh::Taken`], with nothing written.
-    async fn create_agent_fresh(
-        &self,
-        scope: &Scope,
-        fingerprint: Fingerprint,
-        agent: &NewAgent,
-        now: Timestamp,
-    ) -> Result<Fresh<Agent>, StoreError>;
-
-    /// Inserts an agent. With a lease, the insert and the completion of the
-    /// claim commit together, and only if the lease still holds
-    /// ([`StoreError::LeaseLost`] otherwise, with nothing written).
-    async fn create_agent(&self, agent: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError>;
-
-    /// The agent `id` if it belongs to `organization_id`.
-    async fn agent(&self, organization_id: i64, id: i64) -> Result<Option<Agent>, StoreError>;
-
-    /// The agent `id` in whichever organisation holds it. Never reachable
-    /// over HTTP: for verification tools that audit the store.
-    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError>;
-
-    /// Up to `limit` agents of `organization_id` with ids above `after`, by id.
-    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError>;
+impl Stores {
+    /// The same stores seen through `layer`: every call goes to the layer,
+    /// which may change it or pass it on.
+    pub fn layer<L: Layer>(self, layer: Arc<L>) -> Self {
+        Self {
+            keys: Arc::new(Layered::new(layer.clone(), self.keys)),
+            agents: Arc::new(Layered::new(layer.clone(), self.agents)),
+            deployments: Arc::new(Layered::new(layer, self.deployments)),
+        }
+    }
 
     /// Whether the backend answers.
-    async fn ping(&self) -> Result<(), StoreError>;
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.keys.ping().await
+    }
 }

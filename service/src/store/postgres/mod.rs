@@ -1,26 +1,29 @@
-//! The Postgres store. Migrations live beside it in `migrations/` and run
-//! at start-up.
+//! The Postgres store. Migrations live beside it in `migrations/` (and,
+//! for the same schema declared `PARTITION BY HASH (organization_id)`, in
+//! `migrations_partitioned/`) and run at start-up.
 //!
 //! Every state change of a key is one statement:
-//! - a new key: one statement inserts the key already completed and the
-//!   agent with it (`INSERT ... ON CONFLICT DO NOTHING` feeding the agent
-//!   insert), so the common path costs what an unkeyed creation costs;
+//! - a key with no record: one statement inserts the key already completed
+//!   and the resource with it (see `statements.rs`), so the common path
+//!   costs what a creation without a key costs;
 //! - replay: when that statement finds the key taken, one read of the key
-//!   joined with its agent answers a completed key (two round trips, no
+//!   joined with its resource answers a completed key (two round trips, no
 //!   write); any other record goes through the claim;
 //! - claim: a plain read decides (replay, mismatch, in flight); only a free
 //!   key is written, with `INSERT ... ON CONFLICT DO UPDATE ... WHERE <row
 //!   is dead>`, so the unique scope constraint arbitrates concurrent claims;
 //! - complete: one statement whose CTE flips the row from "in progress
-//!   under my token" to "completed" and whose body inserts the agent, so
-//!   the agent exists if and only if the key completed, and a claim that
-//!   was taken over inserts nothing;
+//!   under my token" to "completed" and whose body inserts the resource;
 //! - release: delete the row if my token still holds it.
 
 mod queries;
+mod resources;
+mod statements;
 
 use std::str::FromStr;
 use std::time::Duration;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use idemproof_models::{Decision, Fingerprint, KeyRecord, KeyState, LeaseToken, Scope, Terms, Timestamp, decide};
@@ -28,12 +31,38 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-pub use self::queries::INSERT_AGENT_WITH_NEW_KEY;
-use super::{ChangeSignal, ClaimOutcome, Fresh, Lease, Store, StoreError};
-use crate::domain::agent::{Agent, NewAgent};
+use self::resources::PgResources;
+pub use self::statements::one_step_sql;
+use super::{ChangeSignal, ClaimOutcome, KeyStore, Lease, StoreError, Stores};
 
 /// The schema, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("src/store/postgres/migrations");
+
+/// The same schema with every table `PARTITION BY HASH (organization_id)`.
+pub static PARTITIONED_MIGRATOR: Migrator = sqlx::migrate!("src/store/postgres/migrations_partitioned");
+
+/// How a new database declares its tables. Chosen when the database is
+/// created: each declaration has its own migration history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Schema {
+    /// Plain tables.
+    #[default]
+    Plain,
+    /// Every table partitioned by hash of `organization_id`, as a
+    /// distributed Postgres (Citus) shards by its distribution column: the
+    /// database then refuses any unique constraint that does not contain
+    /// the tenant (docs/scaling.md).
+    Partitioned,
+}
+
+impl Schema {
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Schema::Plain => &MIGRATOR,
+            Schema::Partitioned => &PARTITIONED_MIGRATOR,
+        }
+    }
+}
 
 /// How long start-up keeps retrying a database that is not up yet.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
@@ -42,7 +71,8 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 /// under us (released or reaped between the upsert and the read).
 const CLAIM_ATTEMPTS: usize = 4;
 
-/// Store backed by a Postgres pool.
+/// The key store over a Postgres pool, and the handle every resource
+/// store of the same database shares.
 #[derive(Clone)]
 pub struct PgStore {
     /// Connection pool; its size bounds the database work in flight.
@@ -53,10 +83,11 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects (retrying for up to 30 s while the server starts), applies
-    /// pending migrations and returns the store. Each connection runs with
-    /// `statement_timeout` set to the lease: a statement that outlives the
-    /// lease could otherwise commit after the key was taken over.
-    pub async fn connect(url: &str, max_connections: u32, terms: Terms) -> anyhow::Result<Self> {
+    /// pending migrations of `schema` and returns the store. Each
+    /// connection runs with `statement_timeout` set to the lease: a
+    /// statement that outlives the lease could otherwise commit after the
+    /// key was taken over.
+    pub async fn connect(url: &str, max_connections: u32, terms: Terms, schema: Schema) -> anyhow::Result<Self> {
         // Postgres caps timeouts at INT_MAX milliseconds (about 24 days).
         let lease_ms = terms.lease.num_milliseconds().clamp(1, i64::from(i32::MAX));
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", lease_ms.to_string())]);
@@ -74,13 +105,17 @@ impl PgStore {
                 Err(e) => return Err(e.into()),
             }
         };
-        MIGRATOR.run(&pool).await?;
+        schema.migrator().run(&pool).await?;
         Ok(Self { pool, terms })
     }
 
-    /// A store over an existing, migrated pool.
-    pub fn from_pool(pool: PgPool, terms: Terms) -> Self {
-        Self { pool, terms }
+    /// The stores of every kind of resource over this database.
+    pub fn stores(&self) -> Stores {
+        Stores {
+            keys: Arc::new(self.clone()),
+            agents: Arc::new(PgResources::new(self.clone())),
+            deployments: Arc::new(PgResources::new(self.clone())),
+        }
     }
 
     /// The pool, for tests and the harness's direct checks.
@@ -103,7 +138,7 @@ impl PgStore {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl KeyStore for PgStore {
     async fn claim(
         &self,
         scope: &Scope,
@@ -115,7 +150,7 @@ impl Store for PgStore {
         // from a plain read. Only a key that `decide` finds free is written,
         // because even a no-op `ON CONFLICT DO UPDATE` locks the row, and a
         // row lock costs a transaction id and a WAL flush at commit.
-        let fresh = KeyRecord::<i64>::claimed(fingerprint, token, now, self.terms);
+        let record = KeyRecord::<i64>::claimed(fingerprint, token, now, self.terms);
         for _ in 0..CLAIM_ATTEMPTS {
             let existing = self.record(scope).await?;
             match decide(existing.as_ref(), &fingerprint, now) {
@@ -137,8 +172,8 @@ impl Store for PgStore {
                 .bind(&fingerprint.0[..])
                 .bind(token.0)
                 .bind(now + self.terms.lease)
-                .bind(fresh.created_at)
-                .bind(fresh.expires_at)
+                .bind(record.created_at)
+                .bind(record.expires_at)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(StoreError::unavailable)?;
@@ -177,100 +212,6 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn create_agent_fresh(
-        &self,
-        scope: &Scope,
-        fingerprint: Fingerprint,
-        new: &NewAgent,
-        now: Timestamp,
-    ) -> Result<Fresh<Agent>, StoreError> {
-        let created = bind_agent(sqlx::query_as::<_, Agent>(queries::INSERT_AGENT_WITH_NEW_KEY), new, now)
-            .bind(scope.organization_id)
-            .bind(scope.user_id)
-            .bind(&scope.endpoint)
-            .bind(scope.key.as_str())
-            .bind(&fingerprint.0[..])
-            .bind(now + self.terms.ttl)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        if let Some(agent) = created {
-            return Ok(Fresh::Created(agent));
-        }
-        // The key has a record. A completed one is replayed from one read
-        // of the key and its agent; anything else goes through `claim`.
-        let completed: Option<queries::CompletedRow> = sqlx::query_as(queries::SELECT_COMPLETED_KEY)
-            .bind(scope.organization_id)
-            .bind(scope.user_id)
-            .bind(&scope.endpoint)
-            .bind(scope.key.as_str())
-            .bind(new.organization_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        let Some(row) = completed else { return Ok(Fresh::Taken) };
-        let record = KeyRecord {
-            fingerprint: Fingerprint::from_slice(&row.key_fingerprint).ok_or_else(corrupt)?,
-            state: KeyState::Completed { result: row.agent.id },
-            created_at: row.key_created_at,
-            expires_at: row.key_expires_at,
-        };
-        Ok(match decide(Some(&record), &fingerprint, now) {
-            Decision::Replay(_) => Fresh::Replayed(row.agent),
-            _ => Fresh::Taken,
-        })
-    }
-
-    async fn create_agent(&self, new: &NewAgent, lease: Option<&Lease>, now: Timestamp) -> Result<Agent, StoreError> {
-        let Some(lease) = lease else {
-            return bind_agent(sqlx::query_as::<_, Agent>(queries::INSERT_AGENT), new, now)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(StoreError::unavailable);
-        };
-        bind_agent(
-            sqlx::query_as::<_, Agent>(queries::INSERT_AGENT_COMPLETING_CLAIM),
-            new,
-            now,
-        )
-        .bind(lease.scope.organization_id)
-        .bind(lease.scope.user_id)
-        .bind(&lease.scope.endpoint)
-        .bind(lease.scope.key.as_str())
-        .bind(lease.token.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::unavailable)?
-        .ok_or(StoreError::LeaseLost)
-    }
-
-    async fn agent(&self, organization_id: i64, id: i64) -> Result<Option<Agent>, StoreError> {
-        sqlx::query_as(queries::SELECT_AGENT)
-            .bind(organization_id)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)
-    }
-
-    async fn agents(&self, organization_id: i64, after: Option<i64>, limit: u32) -> Result<Vec<Agent>, StoreError> {
-        sqlx::query_as(queries::LIST_AGENTS)
-            .bind(organization_id)
-            .bind(after.unwrap_or(i64::MIN))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)
-    }
-
-    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>, StoreError> {
-        sqlx::query_as(queries::SELECT_AGENT_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -280,30 +221,8 @@ impl Store for PgStore {
     }
 }
 
-/// Binds the twelve agent columns every agent insert starts with.
-fn bind_agent<'q, O>(
-    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    new: &'q NewAgent,
-    now: Timestamp,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    let spec = &new.spec;
-    query
-        .bind(new.organization_id)
-        .bind(new.user_id)
-        .bind(&spec.name)
-        .bind(&spec.description)
-        .bind(&spec.system_prompt)
-        .bind(serde_json::Value::Object(spec.config.clone()))
-        .bind(serde_json::Value::Object(spec.widget_config.clone()))
-        .bind(&spec.agent_type)
-        .bind(&spec.industry)
-        .bind(spec.auto_optimize)
-        .bind(&new.idempotency_key)
-        .bind(now)
-}
-
 /// A row that breaks the schema's invariants.
-fn corrupt() -> StoreError {
+pub(super) fn corrupt() -> StoreError {
     StoreError::unavailable(std::io::Error::other("malformed idempotency_keys row"))
 }
 

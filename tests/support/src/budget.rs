@@ -1,6 +1,6 @@
 //! How many proptest cases a property runs: few enough in CI that each
-//! property takes seconds, many more for a local soak. Shared by the
-//! `store_model` and `api_model` test binaries.
+//! property takes seconds, many more for a local soak (`store_model`,
+//! `api_model`).
 
 /// Cases per run: `PROPTEST_CASES` if set, else `soak` with
 /// `IDEMPROOF_SOAK=1`, else `ci`.

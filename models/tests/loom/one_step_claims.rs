@@ -1,11 +1,11 @@
-//! The one-step path (`ClaimTable::create_fresh`) racing the claim path on
+//! The one-step path (`ClaimTable::create_one_step`) racing the claim path on
 //! one key. Whatever the interleaving, exactly one request's work runs and
 //! its result is the one stored; every request that lost gets the answer
 //! the winner's record calls for; nobody waits forever.
 //!
-//! `create_fresh` stores a completed record straight away and never an
+//! `create_one_step` stores a completed record straight away and never an
 //! in-progress one, so a claim can only be told "in flight" (and register a
-//! waiter) by another claim, and `create_fresh` can only succeed on a scope
+//! waiter) by another claim, and `create_one_step` can only succeed on a scope
 //! nobody waits on: whoever removed the previous record (a release here)
 //! took its waiters along to wake them. The models check what follows from
 //! that: a claim told "in flight" was told so by the winning claim and is
@@ -19,7 +19,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::support::{
-    Ended, FP, Fresh, LEASE_SECS, OTHER_FP, Reached, Signal, at, completed, create_fresh, explore, request_traced,
+    Ended, FP, LEASE_SECS, OTHER_FP, OneStep, Reached, Signal, at, completed, create_one_step, explore, request_traced,
     scope, table, token,
 };
 
@@ -80,13 +80,13 @@ struct Winner {
 
 /// A request with `FP` takes the one-step path at instant 0 while
 /// `claimers` claim the same key one second later.
-fn race_fresh_against(claimers: [Claimer; 2], reached: &Reached) {
-    const FRESH_RESULT: u32 = 1;
+fn race_one_step_against(claimers: [Claimer; 2], reached: &Reached) {
+    const ONE_STEP_RESULT: u32 = 1;
     let table = table();
     let key = scope(1, "k");
-    let fresh = {
+    let one_step = {
         let (table, key) = (table.clone(), key.clone());
-        thread::spawn(move || create_fresh(&table, &key, FP, at(0), FRESH_RESULT))
+        thread::spawn(move || create_one_step(&table, &key, FP, at(0), ONE_STEP_RESULT))
     };
     let handles: Vec<_> = claimers
         .iter()
@@ -95,7 +95,7 @@ fn race_fresh_against(claimers: [Claimer; 2], reached: &Reached) {
             thread::spawn(move || claim_once(&table, &key, c))
         })
         .collect();
-    let fresh = fresh.join().expect("fresh creator finished");
+    let one_step = one_step.join().expect("one-step creator finished");
     let ends: Vec<_> = handles
         .into_iter()
         .map(|h| h.join().expect("claimer finished"))
@@ -110,8 +110,8 @@ fn race_fresh_against(claimers: [Claimer; 2], reached: &Reached) {
         .collect();
 
     let mut winners: Vec<Winner> = Vec::new();
-    if let Some(result) = fresh.created {
-        assert_eq!(result, FRESH_RESULT);
+    if let Some(result) = one_step.created {
+        assert_eq!(result, ONE_STEP_RESULT);
         winners.push(Winner {
             fingerprint: FP,
             now: at(0),
@@ -134,7 +134,7 @@ fn race_fresh_against(claimers: [Claimer; 2], reached: &Reached) {
     assert_eq!(
         winners.len(),
         1,
-        "exactly one result sticks (never a fresh result and an owner's): fresh {fresh:?}, claims {claimed:?}"
+        "exactly one result sticks (never a one-step result and an owner's): one-step {one_step:?}, claims {claimed:?}"
     );
     let winner = winners[0];
     reached.note(if winner.claimed {
@@ -145,15 +145,15 @@ fn race_fresh_against(claimers: [Claimer; 2], reached: &Reached) {
 
     if winner.claimed {
         assert_eq!(
-            fresh,
-            Fresh {
+            one_step,
+            OneStep {
                 created: None,
                 worked: false
             },
             "a key claimed first sends the one-step path the long way without running its work"
         );
     } else {
-        assert!(fresh.worked, "the one-step winner did its work");
+        assert!(one_step.worked, "the one-step winner did its work");
     }
     for (c, end) in claimers.iter().zip(&claimed) {
         check_loser_answer(c, end, &winner, reached);
@@ -225,20 +225,20 @@ fn claimers(third: Fingerprint) -> [Claimer; 2] {
 }
 
 #[test]
-fn fresh_creation_racing_claims_of_the_same_payload_stores_one_result() {
-    const NAME: &str = "create_fresh racing two claims, same payload: one result, losers replay or wait";
+fn one_step_creation_racing_claims_of_the_same_payload_stores_one_result() {
+    const NAME: &str = "create_one_step racing two claims, same payload: one result, losers replay or wait";
     let reached = Reached::default();
     let noted = reached.clone();
-    explore(NAME, move || race_fresh_against(claimers(FP), &noted));
+    explore(NAME, move || race_one_step_against(claimers(FP), &noted));
     reached.assert_all(NAME, &["the one-step path won", "a claim won", "replay", "in flight"]);
 }
 
 #[test]
-fn fresh_creation_racing_claims_of_either_payload_stores_one_result() {
-    const NAME: &str = "create_fresh racing two claims, two payloads: one result, mismatches name it";
+fn one_step_creation_racing_claims_of_either_payload_stores_one_result() {
+    const NAME: &str = "create_one_step racing two claims, two payloads: one result, mismatches name it";
     let reached = Reached::default();
     let noted = reached.clone();
-    explore(NAME, move || race_fresh_against(claimers(OTHER_FP), &noted));
+    explore(NAME, move || race_one_step_against(claimers(OTHER_FP), &noted));
     reached.assert_all(
         NAME,
         &[
@@ -252,13 +252,13 @@ fn fresh_creation_racing_claims_of_either_payload_stores_one_result() {
 }
 
 #[test]
-fn release_racing_a_fresh_creation_and_a_waiter_loses_no_wake_up() {
-    const NAME: &str = "release racing create_fresh and a waiter: one result, the waiter is woken";
+fn release_racing_a_one_step_creation_and_a_waiter_loses_no_wake_up() {
+    const NAME: &str = "release racing create_one_step and a waiter: one result, the waiter is woken";
     let reached = Reached::default();
     let noted = reached.clone();
     explore(NAME, move || {
         const WAITER_RESULT: u32 = 2;
-        const FRESH_RESULT: u32 = 3;
+        const ONE_STEP_RESULT: u32 = 3;
         let table = table();
         let key = scope(1, "k");
         assert_eq!(table.claim(&key, FP, token(1), at(0), None), Claim::Acquired);
@@ -275,9 +275,9 @@ fn release_racing_a_fresh_creation_and_a_waiter_loses_no_wake_up() {
             thread::spawn(move || request_traced(&table, &key, 100, at(1), WAITER_RESULT))
         };
         // Another new request, on the one-step path only.
-        let fresh = {
+        let one_step = {
             let (table, key) = (table.clone(), key.clone());
-            thread::spawn(move || create_fresh(&table, &key, FP, at(1), FRESH_RESULT))
+            thread::spawn(move || create_one_step(&table, &key, FP, at(1), ONE_STEP_RESULT))
         };
         assert!(
             releaser.join().expect("releaser finished"),
@@ -285,23 +285,23 @@ fn release_racing_a_fresh_creation_and_a_waiter_loses_no_wake_up() {
         );
         // A lost wake-up leaves the waiter blocked: loom reports a deadlock.
         let (ended, route) = waiter.join().expect("waiter finished");
-        let fresh = fresh.join().expect("fresh creator finished");
-        let winner = match (ended, fresh.created) {
+        let one_step = one_step.join().expect("one-step creator finished");
+        let winner = match (ended, one_step.created) {
             (Ended::Owned(r), None) => r,
             (Ended::Replayed(r), Some(created)) if r == created => created,
-            _ => panic!("exactly one result sticks and the waiter ends with it: {ended:?}, {fresh:?}"),
+            _ => panic!("exactly one result sticks and the waiter ends with it: {ended:?}, {one_step:?}"),
         };
         assert_eq!(
-            fresh.worked,
-            fresh.created.is_some(),
-            "only the winner works: {fresh:?}"
+            one_step.worked,
+            one_step.created.is_some(),
+            "only the winner works: {one_step:?}"
         );
         assert_eq!(
             table.record(&key),
             Some(completed(FP, at(1), winner)),
             "the stored record is the winner's"
         );
-        let how = match (fresh.created, route.fresh) {
+        let how = match (one_step.created, route.one_step) {
             (Some(_), _) => "the one-step racer won",
             (None, true) => "the waiter won on the one-step path",
             (None, false) => "the waiter won by claiming",

@@ -1,4 +1,4 @@
-//! Shared by the bench binaries: criterion's configuration, the runtime and
+//! What the bench binaries share: criterion's configuration, the runtime and
 //! the one Postgres container per binary, and synthetic keys that SQL can
 //! generate in bulk and Rust can recompute one at a time.
 //!
@@ -7,9 +7,6 @@
 //! bench finds row `g` again through [`seed_key`] without reading anything
 //! back. Their first eight hex digits come from a multiplicative hash, so
 //! consecutive `g` land far apart in a B-tree, as random client UUIDs do.
-
-// Each bench binary uses a different part of this module.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -24,7 +21,7 @@ use tokio::runtime::Runtime;
 
 /// First `g` of keys that benches create; seeded rows use `1..=size`, so a
 /// "new" key can never hit a seeded row.
-pub const FRESH_BASE: i64 = 1_000_000_000;
+pub const NEW_KEYS_FROM: i64 = 1_000_000_000;
 
 /// [`seed_key`] in SQL, over a bigint named `g`.
 pub const SEED_KEY_SQL: &str =

@@ -1,5 +1,5 @@
-//! Two requests with a new key take the one-step path at once
-//! (`ClaimTable::create_fresh`): exactly one stores its result, the other
+//! Two requests for a key with no record take the one-step path at once
+//! (`ClaimTable::create_one_step`): exactly one stores its result, the other
 //! gets `None` and its work never runs. The same race is then run over a
 //! deliberately broken one-step path that looks for a record under one
 //! lock acquisition and stores under another, and loom must find the
@@ -12,30 +12,36 @@ use idemproof_models::{ClaimTable, Fingerprint, Scope, Timestamp};
 use loom::thread;
 
 use crate::support::{
-    FP, Fresh, OTHER_FP, Reached, at, completed, create_fresh, explore, explore_expecting_violation, scope, table,
+    FP, OTHER_FP, OneStep, Reached, at, completed, create_one_step, explore, explore_expecting_violation, scope, table,
     token,
 };
 
 /// The invariant's message; the teeth test looks for it in loom's report.
 const ONE_RESULT: &str = "the key must end with exactly one result, made by the only work that ran";
 
-/// A way of taking the one-step path (see [`create_fresh`]).
-type FreshFn = fn(&ClaimTable<u32>, &Scope, Fingerprint, Timestamp, u32) -> Fresh;
+/// A way of taking the one-step path (see [`create_one_step`]).
+type OneStepFn = fn(&ClaimTable<u32>, &Scope, Fingerprint, Timestamp, u32) -> OneStep;
 
 /// BROKEN ON PURPOSE: a check-then-act one-step path. It looks for a
 /// record, lets go of the lock, does the work, then stores the result
 /// through a claim it completes at once (the table has no public way to
 /// store a completed record unconditionally).
-fn split_fresh(table: &ClaimTable<u32>, scope: &Scope, fingerprint: Fingerprint, now: Timestamp, result: u32) -> Fresh {
+fn split_one_step(
+    table: &ClaimTable<u32>,
+    scope: &Scope,
+    fingerprint: Fingerprint,
+    now: Timestamp,
+    result: u32,
+) -> OneStep {
     if table.record(scope).is_some() {
-        return Fresh {
+        return OneStep {
             created: None,
             worked: false,
         };
     }
     let tok = token(u128::from(result));
     table.insert_claim(scope, fingerprint, tok, now);
-    Fresh {
+    OneStep {
         created: table.complete(scope, tok, || Ok::<_, Infallible>(result)).ok(),
         worked: true,
     }
@@ -44,7 +50,7 @@ fn split_fresh(table: &ClaimTable<u32>, scope: &Scope, fingerprint: Fingerprint,
 /// Two requests find the key absent and take the one-step path. They
 /// differ in payload and instant, so the stored record shows whose it is
 /// down to every field.
-fn race(fresh: FreshFn, reached: &Reached) {
+fn race(one_step: OneStepFn, reached: &Reached) {
     let table = table();
     let key = scope(1, "k");
     let racers = [(FP, at(0), 1u32), (OTHER_FP, at(1), 2)];
@@ -52,10 +58,10 @@ fn race(fresh: FreshFn, reached: &Reached) {
         .iter()
         .map(|&(fingerprint, now, result)| {
             let (table, key) = (table.clone(), key.clone());
-            thread::spawn(move || fresh(&table, &key, fingerprint, now, result))
+            thread::spawn(move || one_step(&table, &key, fingerprint, now, result))
         })
         .collect();
-    let ends: Vec<Fresh> = handles
+    let ends: Vec<OneStep> = handles
         .into_iter()
         .map(|h| h.join().expect("creator finished"))
         .collect();
@@ -96,23 +102,23 @@ fn race(fresh: FreshFn, reached: &Reached) {
 }
 
 #[test]
-fn concurrent_fresh_creations_of_one_key_store_one_result() {
-    const NAME: &str = "create_fresh racing create_fresh: one result, the loser does no work";
+fn concurrent_one_step_creations_of_one_key_store_one_result() {
+    const NAME: &str = "create_one_step racing create_one_step: one result, the loser does no work";
     let reached = Reached::default();
     let noted = reached.clone();
-    explore(NAME, move || race(create_fresh, &noted));
+    explore(NAME, move || race(create_one_step, &noted));
     reached.assert_all(NAME, &["the first racer won", "the second racer won"]);
 }
 
 #[test]
-fn loom_catches_a_split_fresh_creation() {
+fn loom_catches_a_split_one_step_creation() {
     let violation = explore_expecting_violation(
-        "split-lock create_fresh (broken on purpose): loom must catch it",
-        || race(split_fresh, &Reached::default()),
+        "split-lock create_one_step (broken on purpose): loom must catch it",
+        || race(split_one_step, &Reached::default()),
     );
-    let message = violation.expect("loom explored every interleaving of the split fresh creation and found nothing");
+    let message = violation.expect("loom explored every interleaving of the split one-step creation and found nothing");
     assert!(
         message.contains(ONE_RESULT),
-        "loom failed the broken fresh creation for another reason: {message}"
+        "loom failed the broken one-step creation for another reason: {message}"
     );
 }

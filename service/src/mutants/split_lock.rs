@@ -1,0 +1,62 @@
+//! `split-lock`: the in-memory claim decides under one lock acquisition
+//! and writes under another, so two requests can both find the key free
+//! and both create (the check-then-insert race, in process). No one-step
+//! path: every request goes through the broken claim.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use idemproof_models::{Decision, Fingerprint, LeaseToken, Scope, Timestamp};
+
+use crate::store::memory::MemoryStore;
+use crate::store::{ChangeSignal, ClaimOutcome, KeyStore, Layer, OneStep, Resource, Resources, StoreError};
+
+pub(super) struct SplitLock {
+    memory: Arc<MemoryStore>,
+}
+
+impl SplitLock {
+    pub(super) fn new(memory: Arc<MemoryStore>) -> Self {
+        Self { memory }
+    }
+}
+
+#[async_trait]
+impl Layer for SplitLock {
+    async fn claim(
+        &self,
+        _next: &dyn KeyStore,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let claims = self.memory.claims();
+        Ok(match claims.decide_only(scope, &fingerprint, now) {
+            Decision::Claim => {
+                // Any await between the two halves (logging, metrics, a
+                // cache) widens the window; this one stands for all.
+                tokio::task::yield_now().await;
+                claims.insert_claim(scope, fingerprint, token, now);
+                ClaimOutcome::Acquired
+            }
+            Decision::Replay(id) => ClaimOutcome::Replay(id),
+            Decision::Mismatch { original } => ClaimOutcome::Mismatch { original },
+            Decision::InFlight { lease_expires_at } => ClaimOutcome::InFlight {
+                lease_expires_at,
+                change: ChangeSignal::Poll,
+            },
+        })
+    }
+
+    async fn insert_one_step<R: Resource>(
+        &self,
+        _next: &dyn Resources<R>,
+        _scope: &Scope,
+        _fingerprint: Fingerprint,
+        _new: &R::New,
+        _now: Timestamp,
+    ) -> Result<OneStep<R>, StoreError> {
+        Ok(OneStep::Taken)
+    }
+}

@@ -1,0 +1,73 @@
+//! The key store: claims, releases and reaping of idempotency records,
+//! whatever resource they guard.
+
+use async_trait::async_trait;
+use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
+use tokio::sync::oneshot;
+
+use super::StoreError;
+
+/// A claim this request holds on a scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The claimed scope.
+    pub scope: Scope,
+    /// Proves ownership on completion and release.
+    pub token: LeaseToken,
+}
+
+/// What [`KeyStore::claim`] found.
+#[derive(Debug)]
+pub enum ClaimOutcome {
+    /// The caller now holds the key.
+    Acquired,
+    /// Completed with the same payload; the created resource's id.
+    Replay(i64),
+    /// Used with another payload; the original resource's id if it completed.
+    Mismatch {
+        /// The original resource, if any.
+        original: Option<i64>,
+    },
+    /// Another request holds the key.
+    InFlight {
+        /// When that claim is considered abandoned.
+        lease_expires_at: Timestamp,
+        /// How to learn that it changed.
+        change: ChangeSignal,
+    },
+}
+
+/// How a waiting request learns that an in-flight key changed.
+#[derive(Debug)]
+pub enum ChangeSignal {
+    /// The store will fire this once the claim completes or goes away.
+    Notified(oneshot::Receiver<()>),
+    /// The store cannot notify (another process may own the key): poll.
+    Poll,
+}
+
+/// Idempotency records, keyed by [`Scope`]. Completing a claim writes the
+/// resource too, so it is a method of the resource's store
+/// ([`super::Resources::insert_completing`]), as is the one-step path.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Claims `scope` for `token` at `now` if [`idemproof_models::decide`]
+    /// says it is free, atomically with that decision.
+    async fn claim(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Gives the claim up so a retry may take the key at once. A no-op if
+    /// the claim is gone or completed.
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Deletes up to `limit` keys that are dead at `now`; returns how many.
+    async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
+
+    /// Whether the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

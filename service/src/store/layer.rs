@@ -1,0 +1,177 @@
+//! Changing how the stores behave without re-implementing them: a broken
+//! strategy (`crate::mutants`) or the harness's fault emulation is a
+//! [`Layer`] that overrides only the calls it changes. Every method's
+//! default passes the call on to `next`, the store underneath, so the
+//! forwarding is written once, here, and [`super::Stores::layer`] puts a
+//! layer in front of every store at once.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
+
+use super::{ClaimOutcome, KeyStore, Lease, OneStep, Resource, Resources, StoreError};
+
+/// A change to some store calls. Resource calls are generic, so one layer
+/// applies to every kind of resource.
+#[async_trait]
+pub trait Layer: Send + Sync + 'static {
+    /// [`KeyStore::claim`].
+    async fn claim(
+        &self,
+        next: &dyn KeyStore,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        next.claim(scope, fingerprint, token, now).await
+    }
+
+    /// [`KeyStore::release`].
+    async fn release(&self, next: &dyn KeyStore, lease: &Lease) -> Result<(), StoreError> {
+        next.release(lease).await
+    }
+
+    /// [`KeyStore::reap_expired`].
+    async fn reap_expired(&self, next: &dyn KeyStore, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        next.reap_expired(now, limit).await
+    }
+
+    /// [`KeyStore::ping`].
+    async fn ping(&self, next: &dyn KeyStore) -> Result<(), StoreError> {
+        next.ping().await
+    }
+
+    /// [`Resources::insert`].
+    async fn insert<R: Resource>(
+        &self,
+        next: &dyn Resources<R>,
+        new: &R::New,
+        now: Timestamp,
+    ) -> Result<R, StoreError> {
+        next.insert(new, now).await
+    }
+
+    /// [`Resources::insert_one_step`].
+    async fn insert_one_step<R: Resource>(
+        &self,
+        next: &dyn Resources<R>,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        new: &R::New,
+        now: Timestamp,
+    ) -> Result<OneStep<R>, StoreError> {
+        next.insert_one_step(scope, fingerprint, new, now).await
+    }
+
+    /// [`Resources::insert_completing`].
+    async fn insert_completing<R: Resource>(
+        &self,
+        next: &dyn Resources<R>,
+        lease: &Lease,
+        new: &R::New,
+        now: Timestamp,
+    ) -> Result<R, StoreError> {
+        next.insert_completing(lease, new, now).await
+    }
+
+    /// [`Resources::get`].
+    async fn get<R: Resource>(
+        &self,
+        next: &dyn Resources<R>,
+        organization_id: i64,
+        id: i64,
+    ) -> Result<Option<R>, StoreError> {
+        next.get(organization_id, id).await
+    }
+
+    /// [`Resources::list`].
+    async fn list<R: Resource>(
+        &self,
+        next: &dyn Resources<R>,
+        organization_id: i64,
+        parent: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<R>, StoreError> {
+        next.list(organization_id, parent, after, limit).await
+    }
+}
+
+/// The store `next` seen through `layer`.
+pub struct Layered<L, S: ?Sized> {
+    layer: Arc<L>,
+    next: Arc<S>,
+}
+
+impl<L, S: ?Sized> Layered<L, S> {
+    /// `next` behind `layer`.
+    pub fn new(layer: Arc<L>, next: Arc<S>) -> Self {
+        Self { layer, next }
+    }
+}
+
+#[async_trait]
+impl<L: Layer> KeyStore for Layered<L, dyn KeyStore> {
+    async fn claim(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.layer.claim(&*self.next, scope, fingerprint, token, now).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.layer.release(&*self.next, lease).await
+    }
+
+    async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+        self.layer.reap_expired(&*self.next, now, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.layer.ping(&*self.next).await
+    }
+}
+
+#[async_trait]
+impl<L: Layer, R: Resource> Resources<R> for Layered<L, dyn Resources<R>> {
+    async fn insert(&self, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
+        self.layer.insert(&*self.next, new, now).await
+    }
+
+    async fn insert_one_step(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        new: &R::New,
+        now: Timestamp,
+    ) -> Result<OneStep<R>, StoreError> {
+        self.layer
+            .insert_one_step(&*self.next, scope, fingerprint, new, now)
+            .await
+    }
+
+    async fn insert_completing(&self, lease: &Lease, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
+        self.layer.insert_completing(&*self.next, lease, new, now).await
+    }
+
+    async fn get(&self, organization_id: i64, id: i64) -> Result<Option<R>, StoreError> {
+        self.layer.get(&*self.next, organization_id, id).await
+    }
+
+    async fn list(
+        &self,
+        organization_id: i64,
+        parent: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<R>, StoreError> {
+        self.layer
+            .list(&*self.next, organization_id, parent, after, limit)
+            .await
+    }
+}

@@ -1,0 +1,162 @@
+//! One kind of resource in memory, and its [`Resources`] store: the
+//! one-step path and completion run the resource's insert inside the claim
+//! table's critical section.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use idemproof_models::{ClaimTable, CompleteError, Decision, Fingerprint, Scope, Timestamp, decide};
+
+use crate::store::{Lease, OneStep, Resource, Resources, StoreError};
+
+/// The rows of one resource type, by `(organization_id, id)`: per-tenant
+/// lookups and ordered listing are both range queries.
+pub struct Table<R> {
+    rows: Mutex<Rows<R>>,
+}
+
+struct Rows<R> {
+    by_org: BTreeMap<(i64, i64), R>,
+    /// The last id handed out (ids start at 1, like a database sequence).
+    last_id: i64,
+}
+
+impl<R> Default for Table<R> {
+    fn default() -> Self {
+        Self {
+            rows: Mutex::new(Rows {
+                by_org: BTreeMap::new(),
+                last_id: 0,
+            }),
+        }
+    }
+}
+
+impl<R: Resource> Table<R> {
+    fn rows(&self) -> MutexGuard<'_, Rows<R>> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, new: &R::New, now: Timestamp) -> R {
+        let mut rows = self.rows();
+        rows.last_id += 1;
+        let row = R::build(rows.last_id, new, now);
+        rows.by_org.insert((row.organization_id(), row.id()), row.clone());
+        row
+    }
+
+    /// The row `id` if it belongs to `organization_id`.
+    pub fn get(&self, organization_id: i64, id: i64) -> Option<R> {
+        self.rows().by_org.get(&(organization_id, id)).cloned()
+    }
+
+    /// The row with the lowest id among those `matching`, in any tenant.
+    pub fn find(&self, matching: impl Fn(&R) -> bool) -> Option<R> {
+        let rows = self.rows();
+        rows.by_org
+            .values()
+            .filter(|r| matching(r))
+            .min_by_key(|r| r.id())
+            .cloned()
+    }
+
+    /// Every row, in every tenant.
+    pub fn all(&self) -> Vec<R> {
+        self.rows().by_org.values().cloned().collect()
+    }
+
+    fn page(&self, organization_id: i64, parent: Option<i64>, after: Option<i64>, limit: u32) -> Vec<R> {
+        let start = match after {
+            Some(after) => Bound::Excluded((organization_id, after)),
+            None => Bound::Included((organization_id, i64::MIN)),
+        };
+        self.rows()
+            .by_org
+            .range((start, Bound::Included((organization_id, i64::MAX))))
+            .map(|(_, r)| r)
+            .filter(|r| r.parent_id() == parent)
+            .take(limit as usize)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The [`Resources`] store of `R` in memory.
+pub(super) struct MemoryResources<R> {
+    claims: Arc<ClaimTable<i64>>,
+    table: Arc<Table<R>>,
+}
+
+impl<R> MemoryResources<R> {
+    pub(super) fn new(claims: Arc<ClaimTable<i64>>, table: Arc<Table<R>>) -> Self {
+        Self { claims, table }
+    }
+}
+
+#[async_trait]
+impl<R: Resource> Resources<R> for MemoryResources<R> {
+    async fn insert(&self, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
+        Ok(self.table.insert(new, now))
+    }
+
+    async fn insert_one_step(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        new: &R::New,
+        now: Timestamp,
+    ) -> Result<OneStep<R>, StoreError> {
+        let mut created = None;
+        let stored = self.claims.create_one_step(scope, fingerprint, now, || {
+            let row = self.table.insert(new, now);
+            let id = row.id();
+            created = Some(row);
+            Ok::<_, Infallible>(id)
+        });
+        match stored {
+            Ok(Some(id)) => created.map(OneStep::Created).ok_or(StoreError::Dangling(id)),
+            // A completed record does not change until it expires, so a
+            // second look decides as a claim would.
+            Ok(None) => Ok(match decide(self.claims.record(scope).as_ref(), &fingerprint, now) {
+                Decision::Replay(id) => self
+                    .table
+                    .get(scope.organization_id, id)
+                    .map_or(OneStep::Taken, OneStep::Replayed),
+                _ => OneStep::Taken,
+            }),
+            Err(never) => match never {},
+        }
+    }
+
+    async fn insert_completing(&self, lease: &Lease, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
+        let mut created = None;
+        let completed = self.claims.complete(&lease.scope, lease.token, || {
+            let row = self.table.insert(new, now);
+            let id = row.id();
+            created = Some(row);
+            Ok::<_, Infallible>(id)
+        });
+        match completed {
+            Ok(id) => created.ok_or(StoreError::Dangling(id)),
+            Err(CompleteError::NotOwner) => Err(StoreError::LeaseLost),
+            Err(CompleteError::Work(never)) => match never {},
+        }
+    }
+
+    async fn get(&self, organization_id: i64, id: i64) -> Result<Option<R>, StoreError> {
+        Ok(self.table.get(organization_id, id))
+    }
+
+    async fn list(
+        &self,
+        organization_id: i64,
+        parent: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<R>, StoreError> {
+        Ok(self.table.page(organization_id, parent, after, limit))
+    }
+}

@@ -1,0 +1,148 @@
+//! One kind of resource on Postgres, and its [`Resources`] store.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use idemproof_models::{Decision, Fingerprint, KeyRecord, KeyState, Scope, Timestamp, decide};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::statements::Statements;
+use super::{PgStore, corrupt};
+use crate::store::{Lease, OneStep, Resource, Resources, StoreError};
+
+/// The [`Resources`] store of `R` on Postgres.
+pub(super) struct PgResources<R> {
+    store: PgStore,
+    /// `R`'s statements, composed once.
+    sql: Arc<Statements>,
+    rows: PhantomData<fn() -> R>,
+}
+
+impl<R: Resource> PgResources<R> {
+    pub(super) fn new(store: PgStore) -> Self {
+        Self {
+            store,
+            sql: Arc::new(Statements::of::<R>()),
+            rows: PhantomData,
+        }
+    }
+}
+
+/// A row of [`Statements::replay`]: a resource and the key record that
+/// points at it.
+struct Completed<R> {
+    resource: R,
+    fingerprint: Vec<u8>,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl<'r, R: sqlx::FromRow<'r, PgRow>> sqlx::FromRow<'r, PgRow> for Completed<R> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            resource: R::from_row(row)?,
+            fingerprint: row.try_get("key_fingerprint")?,
+            created_at: row.try_get("key_created_at")?,
+            expires_at: row.try_get("key_expires_at")?,
+        })
+    }
+}
+
+#[async_trait]
+impl<R: Resource> Resources<R> for PgResources<R> {
+    async fn insert(&self, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
+        R::bind(new, now, sqlx::query_as(&self.sql.insert))
+            .fetch_one(&self.store.pool)
+            .await
+            .map_err(StoreError::unavailable)
+    }
+
+    async fn insert_one_step(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        new: &R::New,
+        now: Timestamp,
+    ) -> Result<OneStep<R>, StoreError> {
+        let created = R::bind(new, now, sqlx::query_as(&self.sql.one_step))
+            .bind(scope.organization_id)
+            .bind(scope.user_id)
+            .bind(&scope.endpoint)
+            .bind(scope.key.as_str())
+            .bind(&fingerprint.0[..])
+            .bind(now)
+            .bind(now + self.store.terms.ttl)
+            .fetch_optional(&self.store.pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+        if let Some(created) = created {
+            return Ok(OneStep::Created(created));
+        }
+        // The key has a record. A completed one is replayed from one read
+        // of the key and its resource; anything else goes through `claim`.
+        let completed: Option<Completed<R>> = sqlx::query_as(&self.sql.replay)
+            .bind(scope.organization_id)
+            .bind(scope.user_id)
+            .bind(&scope.endpoint)
+            .bind(scope.key.as_str())
+            .fetch_optional(&self.store.pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+        let Some(row) = completed else {
+            return Ok(OneStep::Taken);
+        };
+        let record = KeyRecord {
+            fingerprint: Fingerprint::from_slice(&row.fingerprint).ok_or_else(corrupt)?,
+            state: KeyState::Completed {
+                result: row.resource.id(),
+            },
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        };
+        Ok(match decide(Some(&record), &fingerprint, now) {
+            Decision::Replay(_) => OneStep::Replayed(row.resource),
+            _ => OneStep::Taken,
+        })
+    }
+
+    async fn insert_completing(&self, lease: &Lease, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
+        R::bind(new, now, sqlx::query_as(&self.sql.completing))
+            .bind(lease.scope.organization_id)
+            .bind(lease.scope.user_id)
+            .bind(&lease.scope.endpoint)
+            .bind(lease.scope.key.as_str())
+            .bind(lease.token.0)
+            .fetch_optional(&self.store.pool)
+            .await
+            .map_err(StoreError::unavailable)?
+            .ok_or(StoreError::LeaseLost)
+    }
+
+    async fn get(&self, organization_id: i64, id: i64) -> Result<Option<R>, StoreError> {
+        sqlx::query_as(&self.sql.get)
+            .bind(organization_id)
+            .bind(id)
+            .fetch_optional(&self.store.pool)
+            .await
+            .map_err(StoreError::unavailable)
+    }
+
+    async fn list(
+        &self,
+        organization_id: i64,
+        parent: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<R>, StoreError> {
+        let mut query = sqlx::query_as(&self.sql.list)
+            .bind(organization_id)
+            .bind(after.unwrap_or(i64::MIN))
+            .bind(i64::from(limit));
+        if R::PARENT.is_some() {
+            query = query.bind(parent);
+        }
+        query.fetch_all(&self.store.pool).await.map_err(StoreError::unavailable)
+    }
+}
