@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::client::{ApiClient, CreateRequest, Raw, Who, classify};
 use crate::contract::template::text_of;
-use crate::contract::{AuthKind, Class, Contract, KeyIn, Mismatch, PageKind, ReplayMarker};
+use crate::contract::{AuthKind, Class, Contract, KeyIn, Mismatch, PageKind, ReplayMarker, SetupPer};
 use crate::form::Form;
 use crate::history::Outcome;
 
@@ -70,6 +70,21 @@ pub async fn run(contract: Arc<Contract>, base: &str) -> anyhow::Result<Findings
     describe(&contract, base, &mut f);
     let nonce = format!("check-{:x}", chrono::Utc::now().timestamp_millis());
     let client = ApiClient::new(contract.clone(), &nonce)?;
+    if !contract.setup.is_empty() {
+        match client.set_up(base).await {
+            Ok(()) => {
+                let names: Vec<String> = contract.captures().map(|c| format!("{{{c}}}")).collect();
+                f.say(
+                    Level::Ok,
+                    format!("setup: every fixture made; captured {}", names.join(", ")),
+                );
+            }
+            Err(e) => {
+                f.say(Level::Problem, format!("{e:#}: fix [[setup]]"));
+                return Ok(f);
+            }
+        }
+    }
     let who = Who {
         client: 0,
         tenant: 0,
@@ -292,6 +307,22 @@ fn describe(c: &Contract, base: &str, f: &mut Findings) {
             t(&c.principals.users[0])
         ),
     );
+    for s in &c.setup {
+        let captures: Vec<String> = s.capture.keys().map(|k| format!("{{{k}}}")).collect();
+        f.say(
+            Level::Info,
+            format!(
+                "setup: {} {} once per {}, capturing {}",
+                s.method,
+                s.path,
+                match s.per {
+                    SetupPer::Tenant => "tenant",
+                    SetupPer::Principal => "tenant and user",
+                },
+                captures.join(", ")
+            ),
+        );
+    }
     let auth = &c.auth;
     f.say(
         Level::Info,

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use idemproof_service::config::DEV_AUTH_SECRET;
 use idemproof_service::mutants::Strategy;
 
-use crate::contract::{Contract, InFlight, Mismatch, Semantics};
+use crate::contract::{Contract, Endpoint, InFlight, Mismatch, Semantics};
 use crate::deploy::{ServiceSettings, Target};
 use crate::mutants;
 use crate::report::{self, RunReport};
@@ -152,6 +152,11 @@ pub struct RunArgs {
     /// Strategy of the services the harness starts (`suite` only).
     #[arg(long, value_enum, default_value_t = Strategy::Correct)]
     pub strategy: Strategy,
+    /// Which creation endpoint of the reference service the targets the
+    /// harness starts, and `url=`, are attacked through (each has its
+    /// shipped target file in harness/targets/).
+    #[arg(long, value_enum, default_value_t = Endpoint::Agents)]
+    pub endpoint: Endpoint,
     /// Never draw progress bars.
     #[arg(long)]
     pub no_progress: bool,
@@ -191,6 +196,7 @@ async fn execute(cli: Cli) -> anyhow::Result<bool> {
     };
     let mut settings = ServiceSettings {
         strategy: args.strategy,
+        endpoint: args.endpoint,
         ..ServiceSettings::new(args.auth_secret.clone())
     };
     settings.semantics = overridden(settings.semantics, &args);
@@ -202,7 +208,7 @@ async fn execute(cli: Cli) -> anyhow::Result<bool> {
     eprintln!("seed {seed}");
 
     let ok = if is_mutants {
-        let report = mutants::run(&targets, &env, &settings, &sizes, &scenarios, progress).await;
+        let report = mutants::run(&targets, &env, &settings, &sizes, |_| scenarios.clone(), progress).await;
         env.stop().await;
         let report = report?;
         mutants::print(&report);
@@ -269,7 +275,8 @@ async fn resolve_targets(raw: &[String], args: &RunArgs) -> anyhow::Result<(Vec<
         let target = match Target::parse(t)? {
             Target::External { contract, label } => {
                 let mut contract = Contract::clone(&contract);
-                if t.starts_with("url=") {
+                if let Some(url) = t.strip_prefix("url=") {
+                    contract = Contract::reference_for(args.endpoint)?.at(url);
                     contract.auth.secret = Some(args.auth_secret.clone());
                 }
                 contract.semantics = overridden(contract.semantics, args);

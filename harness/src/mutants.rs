@@ -57,13 +57,16 @@ pub struct MutantsReport {
     pub passed: bool,
 }
 
-/// Runs the suite for each strategy on each target.
+/// Runs the suite for each strategy on each target, with the scenarios
+/// `scenarios` gives for the strategy (the command line runs the same for
+/// all; a test may run each broken one only where it is known to be
+/// caught).
 pub async fn run(
     targets: &[Target],
     env: &Environment,
     base: &ServiceSettings,
     sizes: &Sizes,
-    scenarios: &[Scenario],
+    scenarios: impl Fn(Strategy) -> Vec<Scenario>,
     show_progress: bool,
 ) -> anyhow::Result<MutantsReport> {
     let mut rows = Vec::new();
@@ -77,8 +80,8 @@ pub async fn run(
                 strategy,
                 ..base.clone()
             };
-            eprintln!("[mutants] {strategy} on {target}");
-            let report = suite::run(target, env, &settings, sizes, scenarios, show_progress).await?;
+            eprintln!("[mutants] {strategy} on {}", target.label(&settings));
+            let report = suite::run(target, env, &settings, sizes, &scenarios(strategy), show_progress).await?;
             rows.push(row(strategy, &report));
             runs.push(report);
         }

@@ -119,7 +119,8 @@ pub async fn run(
         reports.push(report);
     }
     Ok(RunReport {
-        target: target.to_string(),
+        target: target.label(settings),
+        target_args: target.args(settings),
         seed: sizes.seed,
         strategy: target.is_reference().then(|| settings.strategy.to_string()),
         contract: contract.source.clone(),
@@ -147,9 +148,19 @@ impl Run<'_> {
     /// keys; they are not part of any scenario).
     async fn calibrate(&self) -> anyhow::Result<Latency> {
         let deployment = Deployment::start(self.target, None, self.settings, self.sizes.seed).await?;
-        let result = self.measure(&deployment).await;
+        let result = match self.set_up(&deployment).await {
+            Ok(()) => self.measure(&deployment).await,
+            Err(e) => Err(e),
+        };
         deployment.stop().await;
         result
+    }
+
+    /// The target file's fixtures on a fresh deployment, straight to its
+    /// first replica.
+    async fn set_up(&self, deployment: &Deployment) -> anyhow::Result<()> {
+        let base = deployment.direct_urls().first().cloned().unwrap_or_default();
+        self.client.set_up(&base).await
     }
 
     async fn measure(&self, deployment: &Deployment) -> anyhow::Result<Latency> {
@@ -212,6 +223,10 @@ impl Run<'_> {
                 return Ok(ScenarioReport::not_run(&scenario.name(), Status::Skipped(why), wall));
             }
         };
+        if let Err(e) = self.set_up(&deployment).await {
+            deployment.stop().await;
+            return Err(e);
+        }
         if plan.needs_proxy()
             && let Err(e) = deployment.front_with_proxies().await
         {

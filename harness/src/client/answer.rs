@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use regex::Regex;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::contract::template::text_of;
-use crate::contract::{Class, Contract, ReplayMarker};
+use crate::contract::{Class, Contract, IdSource, ReplayMarker};
 use crate::history::Outcome;
 
 /// The outcome of an answer with `status`, `headers` and `body`.
@@ -51,17 +52,32 @@ pub fn classify(contract: &Contract, status: u16, headers: &HeaderMap, body: &[u
 }
 
 fn find_id(contract: &Contract, headers: &HeaderMap, json: Option<&Value>) -> Option<String> {
-    let source = &contract.response.id;
-    let text = match (&source.pointer, &source.header) {
-        (Some(p), _) => json?.pointer(p).map(text_of)?,
-        (None, Some(h)) => headers.get(h.as_str())?.to_str().ok()?.to_owned(),
+    read_source(&contract.response.id, contract.id_regex(), headers, json)
+        .map(|v| text_of(&v))
+        .filter(|id| !id.is_empty())
+}
+
+/// The value `source` names in an answer: what its pointer points at (as
+/// it is, unless a regex picks text out of it) or its header's text, with
+/// `regex`'s first capture group taken when there is one.
+pub(super) fn read_source(
+    source: &IdSource,
+    regex: Option<&Regex>,
+    headers: &HeaderMap,
+    json: Option<&Value>,
+) -> Option<Value> {
+    let value = match (&source.pointer, &source.header) {
+        (Some(p), _) => json?.pointer(p)?.clone(),
+        (None, Some(h)) => Value::String(headers.get(h.as_str())?.to_str().ok()?.to_owned()),
         (None, None) => return None,
     };
-    match contract.id_regex() {
-        Some(re) => re.captures(&text)?.get(1).map(|m| m.as_str().to_owned()),
-        None => Some(text),
+    match regex {
+        Some(re) => {
+            let text = text_of(&value);
+            re.captures(&text)?.get(1).map(|m| Value::String(m.as_str().to_owned()))
+        }
+        None => Some(value),
     }
-    .filter(|id| !id.is_empty())
 }
 
 fn replay_marker(contract: &Contract, status: u16, headers: &HeaderMap) -> Option<bool> {

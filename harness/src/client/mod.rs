@@ -5,8 +5,10 @@
 
 mod answer;
 mod auth;
+mod setup;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -64,6 +66,9 @@ pub struct ApiClient {
     auth: auth::Authenticator,
     /// Substituted for `{nonce}`.
     nonce: String,
+    /// What the target file's `[[setup]]` captured on the deployment now
+    /// attacked, by tenant and (for per-principal fixtures) user.
+    captured: Mutex<BTreeMap<(usize, Option<usize>), Vars>>,
 }
 
 impl ApiClient {
@@ -79,7 +84,31 @@ impl ApiClient {
             auth: auth::Authenticator::new(contract.clone()),
             contract,
             nonce: nonce.to_owned(),
+            captured: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The values the reads of `tenant`'s `user` see: the principal's own
+    /// and what the fixtures captured for it.
+    pub fn principal_values(&self, tenant: usize, user: usize) -> Vars {
+        self.vars(Who {
+            client: READER,
+            tenant,
+            user,
+        })
+    }
+
+    /// The values `who`'s templates see: its tenant, user and client, and
+    /// what the fixtures captured for them.
+    fn vars(&self, who: Who) -> Vars {
+        let mut vars = principal_vars(&self.contract, who);
+        let captured = self.captured.lock().unwrap_or_else(|p| p.into_inner());
+        for scope in [(who.tenant, None), (who.tenant, Some(who.user))] {
+            if let Some(values) = captured.get(&scope) {
+                vars = vars.extend(values);
+            }
+        }
+        vars
     }
 
     /// The contract this client follows.
@@ -109,7 +138,7 @@ impl ApiClient {
         req: &CreateRequest<'_>,
     ) -> Result<(reqwest::Method, Url, HeaderMap, Vec<u8>), String> {
         let c = &self.contract;
-        let mut vars = principal_vars(c, req.who).set("nonce", self.nonce.clone());
+        let mut vars = self.vars(req.who).set("nonce", self.nonce.clone());
         for &field in FormField::all() {
             let name = match field {
                 FormField::Name => "name",
@@ -212,7 +241,7 @@ impl ApiClient {
             tenant,
             user,
         };
-        let vars = principal_vars(c, who).set("id", id);
+        let vars = self.vars(who).set("id", id);
         let path = template::render_str(&get.path, &vars, percent_encode).map_err(anyhow::Error::msg)?;
         let (status, body) = self.read(base, &path, who).await?;
         if get.missing.contains(&status) {
@@ -244,8 +273,7 @@ impl ApiClient {
             tenant,
             user,
         };
-        let first =
-            template::render_str(&list.path, &principal_vars(c, who), percent_encode).map_err(anyhow::Error::msg)?;
+        let first = template::render_str(&list.path, &self.vars(who), percent_encode).map_err(anyhow::Error::msg)?;
         let p = &list.pagination;
         let mut all = Vec::new();
         let mut path = first.clone();
@@ -291,22 +319,42 @@ impl ApiClient {
     }
 
     async fn read(&self, base: &str, path: &str, who: Who) -> anyhow::Result<(u16, Vec<u8>)> {
+        let (status, _, body) = self
+            .exchange(base, reqwest::Method::GET, path, HeaderMap::new(), Vec::new(), who)
+            .await?;
+        Ok((status, body))
+    }
+
+    /// One request of the harness's own (a read, a fixture) as `who`,
+    /// bounded by 30 s: status, headers and body.
+    async fn exchange(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        mut headers: HeaderMap,
+        body: Vec<u8>,
+        who: Who,
+    ) -> anyhow::Result<(u16, HeaderMap, Vec<u8>)> {
         let url = Url::parse(&format!("{base}{path}"))?;
-        let headers = self
+        let auth = self
             .auth
             .headers(&self.http, base, &url, who)
             .await
             .map_err(anyhow::Error::msg)?;
+        headers.extend(auth);
         let response = self
             .http
-            .get(url.clone())
+            .request(method, url.clone())
             .headers(headers)
+            .body(body)
             .timeout(Duration::from_secs(30))
             .send()
             .await?;
         let status = response.status().as_u16();
-        self.auth.observe(who, &url, response.headers());
-        Ok((status, response.bytes().await?.to_vec()))
+        let headers = response.headers().clone();
+        self.auth.observe(who, &url, &headers);
+        Ok((status, headers, response.bytes().await?.to_vec()))
     }
 }
 

@@ -16,6 +16,7 @@ mod read;
 mod request;
 mod response;
 mod semantics;
+mod setup;
 pub mod template;
 mod validate;
 
@@ -30,9 +31,42 @@ pub use self::read::{PageKind, Pagination, Read, ReadGet, ReadList, ReadSql};
 pub use self::request::{Auth, AuthKind, Create, Encoding, KeyFormat, KeyIn, KeyPlacement, Login, Principals};
 pub use self::response::{Class, IdSource, ReplayMarker, ResponseSpec, StatusMatch, Statuses};
 pub use self::semantics::{InFlight, Mismatch, Semantics, duration};
+pub use self::setup::{Setup, SetupPer};
 
-/// The reference service's target file, shipped with the harness.
+/// The reference service's target file for agents, shipped with the harness.
 pub const REFERENCE_FILE: &str = include_str!("../../targets/idemproof.toml");
+/// Its target file for deployments.
+pub const DEPLOYMENTS_FILE: &str = include_str!("../../targets/idemproof-deployments.toml");
+
+/// The reference service's creation endpoints, each described by a target
+/// file shipped with the harness; the targets the harness starts (and
+/// `url=`) attack the one chosen (`--endpoint`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Endpoint {
+    /// `POST /api/v1/agents` (`harness/targets/idemproof.toml`).
+    #[default]
+    Agents,
+    /// `POST /api/v1/agents/{agent_id}/deployments`, under an agent the
+    /// file's setup creates per tenant (`harness/targets/idemproof-deployments.toml`).
+    Deployments,
+}
+
+impl Endpoint {
+    /// The shipped file: its path in the repository and its text.
+    pub fn file(self) -> (&'static str, &'static str) {
+        match self {
+            Endpoint::Agents => ("harness/targets/idemproof.toml", REFERENCE_FILE),
+            Endpoint::Deployments => ("harness/targets/idemproof-deployments.toml", DEPLOYMENTS_FILE),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::value_name(self))
+    }
+}
 
 /// Everything the harness knows about a service's API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +81,9 @@ pub struct Contract {
     pub base_url: Option<String>,
     /// Tenants and users the simulated clients act as.
     pub principals: Principals,
+    /// Fixtures made before each scenario (`[[setup]]`), in order.
+    #[serde(default)]
+    pub setup: Vec<Setup>,
     /// How each principal authenticates.
     #[serde(default)]
     pub auth: Auth,
@@ -73,9 +110,21 @@ pub struct Contract {
 }
 
 impl Contract {
-    /// The reference service's contract (the shipped target file).
+    /// The reference service's contract for agents (the shipped target
+    /// file).
     pub fn reference() -> anyhow::Result<Self> {
-        Self::from_toml(REFERENCE_FILE, "harness/targets/idemproof.toml")
+        Self::reference_for(Endpoint::Agents)
+    }
+
+    /// The reference service's contract for one of its endpoints.
+    pub fn reference_for(endpoint: Endpoint) -> anyhow::Result<Self> {
+        let (path, text) = endpoint.file();
+        Self::from_toml(text, path)
+    }
+
+    /// The placeholders `[[setup]]` captures, in order.
+    pub fn captures(&self) -> impl Iterator<Item = &str> {
+        self.setup.iter().flat_map(|s| s.capture.keys().map(String::as_str))
     }
 
     /// Loads and validates a target file.
@@ -181,6 +230,25 @@ mod tests {
             assert_eq!(c.statuses.classify(422, Some("validation_failed")), Class::Other);
             assert_eq!(c.statuses.classify(201, None), Class::Success);
             assert_eq!(c.statuses.replay_by_status(200), Some(true));
+        }
+    }
+
+    #[test]
+    fn every_shipped_file_loads_with_the_reference_vocabulary() {
+        use clap::ValueEnum;
+        for &endpoint in Endpoint::value_variants() {
+            let c = Contract::reference_for(endpoint).map_err(|e| e.to_string());
+            assert!(c.is_ok(), "{endpoint}: {c:?}");
+            if let Ok(c) = c {
+                assert_eq!(c.profile, Some(Profile::Idemproof), "{endpoint}");
+                assert_eq!(c.source, endpoint.file().0);
+                // A nested resource's file makes its parent per tenant, and
+                // every template that needs it uses it.
+                for capture in c.captures() {
+                    let used = format!("{{{capture}}}");
+                    assert!(c.create.path.contains(&used), "{endpoint}: create.path lacks {used}");
+                }
+            }
         }
     }
 

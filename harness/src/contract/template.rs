@@ -16,7 +16,7 @@ use serde_json::Value;
 /// template is (a read path has `{id}`, a creation body has `{key}`).
 #[derive(Debug, Default, Clone)]
 pub struct Vars {
-    values: BTreeMap<&'static str, Value>,
+    values: BTreeMap<String, Value>,
 }
 
 impl Vars {
@@ -26,12 +26,20 @@ impl Vars {
     }
 
     /// Adds `name = value`.
-    pub fn set(mut self, name: &'static str, value: impl Into<Value>) -> Self {
-        self.values.insert(name, value.into());
+    pub fn set(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.values.insert(name.into(), value.into());
         self
     }
 
-    fn get(&self, name: &str) -> Option<&Value> {
+    /// Adds every value of `other`.
+    pub fn extend(mut self, other: &Vars) -> Self {
+        self.values
+            .extend(other.values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
         self.values.get(name)
     }
 }

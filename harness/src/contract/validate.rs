@@ -4,7 +4,7 @@
 use regex::Regex;
 use serde_json::Value;
 
-use super::{AuthKind, Contract, Encoding, KeyIn, PageKind, ReplayMarker, StatusMatch, template};
+use super::{AuthKind, Contract, Encoding, IdSource, KeyIn, PageKind, ReplayMarker, StatusMatch, template};
 use crate::form::FormField;
 
 /// Placeholders each template may use.
@@ -22,6 +22,9 @@ const PRINCIPAL_VARS: &[&str] = &["tenant", "user", "client"];
 const CLAIM_VARS: &[&str] = &["tenant", "user", "exp", "now"];
 const READ_VARS: &[&str] = &["tenant", "user", "id"];
 const SQL_VARS: &[&str] = &["key", "tenant", "user"];
+const SETUP_VARS: &[&str] = &["tenant", "user", "nonce"];
+/// Names a capture may not take: every built-in placeholder.
+const BUILT_IN: &[&[&str]] = &[CREATE_VARS, CLAIM_VARS, READ_VARS];
 
 impl Contract {
     /// Checks everything that can be checked without the service.
@@ -33,10 +36,19 @@ impl Contract {
             check_url(url)?;
             self.base_url = Some(url.trim_end_matches('/').to_owned());
         }
+        let captures = self.check_setup()?;
+        let with_captures = |vars: &[&'static str]| -> Vec<String> {
+            vars.iter()
+                .map(|v| (*v).to_owned())
+                .chain(captures.iter().cloned())
+                .collect()
+        };
+        let create_vars = with_captures(CREATE_VARS);
+        let read_vars = with_captures(READ_VARS);
         let create = &self.create;
         check_method("create.method", &create.method)?;
-        check_template("create.path", &create.path, CREATE_VARS)?;
-        check_tree("create.body", &create.body, CREATE_VARS)?;
+        check_template("create.path", &create.path, &create_vars)?;
+        check_tree("create.body", &create.body, &create_vars)?;
         if !create.body.is_object() {
             return Err("create.body must be a table".into());
         }
@@ -50,7 +62,7 @@ impl Contract {
         }
         let auth = &self.auth;
         for (name, value) in &auth.headers {
-            check_template(&format!("auth.headers.{name}"), value, PRINCIPAL_VARS)?;
+            check_template(&format!("auth.headers.{name}"), value, &strs(PRINCIPAL_VARS))?;
         }
         match auth.kind {
             AuthKind::Jwt => {
@@ -61,7 +73,7 @@ impl Contract {
                     .claims
                     .as_ref()
                     .ok_or("auth.claims is required for kind = \"jwt\"")?;
-                check_tree("auth.claims", claims, CLAIM_VARS)?;
+                check_tree("auth.claims", claims, &strs(CLAIM_VARS))?;
             }
             AuthKind::Login => {
                 let login = auth
@@ -69,9 +81,9 @@ impl Contract {
                     .as_ref()
                     .ok_or("auth.login is required for kind = \"login\"")?;
                 check_method("auth.login.method", &login.method)?;
-                check_template("auth.login.path", &login.path, PRINCIPAL_VARS)?;
+                check_template("auth.login.path", &login.path, &strs(PRINCIPAL_VARS))?;
                 if let Some(body) = &login.body {
-                    check_tree("auth.login.body", body, PRINCIPAL_VARS)?;
+                    check_tree("auth.login.body", body, &strs(PRINCIPAL_VARS))?;
                 }
                 if let Some(p) = &login.token {
                     check_pointer("auth.login.token", p)?;
@@ -80,19 +92,7 @@ impl Contract {
             AuthKind::None | AuthKind::Headers => {}
         }
         let r = &self.response;
-        match (&r.id.pointer, &r.id.header) {
-            (None, None) => return Err("response.id needs a pointer or a header".into()),
-            (Some(_), Some(_)) => return Err("response.id: give a pointer or a header, not both".into()),
-            (Some(p), None) => check_pointer("response.id.pointer", p)?,
-            (None, Some(_)) => {}
-        }
-        if let Some(re) = &r.id.regex {
-            let compiled = Regex::new(re).map_err(|e| format!("response.id.regex: {e}"))?;
-            if compiled.captures_len() < 2 {
-                return Err("response.id.regex needs a capture group around the id".into());
-            }
-            self.id_regex = Some(compiled);
-        }
+        self.id_regex = check_source("response.id", &r.id)?;
         check_pointer("response.resource", &r.resource)?;
         for p in &r.volatile {
             check_pointer("response.volatile", p)?;
@@ -134,11 +134,11 @@ impl Contract {
             return Err("response.replay uses the status, but no status is in statuses.replayed only".into());
         }
         if let Some(get) = &self.read.get {
-            check_template("read.get.path", &get.path, READ_VARS)?;
+            check_template("read.get.path", &get.path, &read_vars)?;
             check_pointer("read.get.resource", &get.resource)?;
         }
         if let Some(list) = &self.read.list {
-            check_template("read.list.path", &list.path, READ_VARS)?;
+            check_template("read.list.path", &list.path, &read_vars)?;
             check_pointer("read.list.items", &list.items)?;
             check_pointer("read.list.id", &list.id)?;
             if let Some(k) = &list.key {
@@ -163,13 +163,75 @@ impl Contract {
             }
         }
         if let Some(sql) = &self.read.sql {
-            check_template("read.sql.count", &sql.count, SQL_VARS)?;
+            check_template("read.sql.count", &sql.count, &with_captures(SQL_VARS))?;
             if !(sql.url.starts_with("postgres://") || sql.url.starts_with("postgresql://")) {
                 return Err("read.sql.url must be a postgres:// URL".into());
             }
         }
         Ok(())
     }
+
+    /// Checks `[[setup]]`: each entry's request, its captures (fresh
+    /// names, not built-in ones) and the placeholders it uses (its own
+    /// principal's and earlier captures). Returns every capture name.
+    fn check_setup(&self) -> Result<Vec<String>, String> {
+        let mut captures: Vec<String> = Vec::new();
+        for (i, setup) in self.setup.iter().enumerate() {
+            let field = |f: &str| format!("setup[{i}].{f}");
+            check_method(&field("method"), &setup.method)?;
+            let allowed: Vec<String> = strs(SETUP_VARS).into_iter().chain(captures.iter().cloned()).collect();
+            check_template(&field("path"), &setup.path, &allowed)?;
+            if let Some(body) = &setup.body {
+                check_tree(&field("body"), body, &allowed)?;
+                if setup.encoding == Encoding::Form && !is_flat(body) {
+                    return Err(format!("{}: a form-encoded body must be a flat table", field("body")));
+                }
+            }
+            if setup.capture.is_empty() {
+                return Err(format!("{}: capture at least one value", field("capture")));
+            }
+            for (name, source) in &setup.capture {
+                let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if !valid {
+                    return Err(format!(
+                        "{}: `{name}` is not a placeholder name (a-z, 0-9, _)",
+                        field("capture")
+                    ));
+                }
+                if BUILT_IN.iter().any(|vars| vars.contains(&name.as_str())) || captures.contains(name) {
+                    return Err(format!("{}: `{{{name}}}` is already a placeholder", field("capture")));
+                }
+                check_source(&field(&format!("capture.{name}")), source)?;
+                captures.push(name.clone());
+            }
+        }
+        Ok(captures)
+    }
+}
+
+/// Checks where a value is read from an answer; returns its regex, compiled.
+pub(super) fn check_source(field: &str, source: &IdSource) -> Result<Option<Regex>, String> {
+    match (&source.pointer, &source.header) {
+        (None, None) => return Err(format!("{field} needs a pointer or a header")),
+        (Some(_), Some(_)) => return Err(format!("{field}: give a pointer or a header, not both")),
+        (Some(p), None) => check_pointer(&format!("{field}.pointer"), p)?,
+        (None, Some(_)) => {}
+    }
+    let Some(re) = &source.regex else {
+        return Ok(None);
+    };
+    let compiled = Regex::new(re).map_err(|e| format!("{field}.regex: {e}"))?;
+    if compiled.captures_len() < 2 {
+        return Err(format!("{field}.regex needs a capture group around the value"));
+    }
+    Ok(Some(compiled))
+}
+
+fn strs(vars: &[&str]) -> Vec<String> {
+    vars.iter().map(|v| (*v).to_owned()).collect()
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -196,9 +258,9 @@ fn check_pointer(field: &str, pointer: &str) -> Result<(), String> {
     }
 }
 
-fn check_template(field: &str, template: &str, allowed: &[&str]) -> Result<(), String> {
+fn check_template(field: &str, template: &str, allowed: &[String]) -> Result<(), String> {
     for p in template::placeholders(template).map_err(|e| format!("{field}: {e}"))? {
-        if !allowed.contains(&p.as_str()) {
+        if !allowed.contains(&p) {
             return Err(format!(
                 "{field}: unknown placeholder `{{{p}}}` (here: {})",
                 allowed
@@ -212,9 +274,9 @@ fn check_template(field: &str, template: &str, allowed: &[&str]) -> Result<(), S
     Ok(())
 }
 
-fn check_tree(field: &str, tree: &Value, allowed: &[&str]) -> Result<(), String> {
+fn check_tree(field: &str, tree: &Value, allowed: &[String]) -> Result<(), String> {
     for p in template::placeholders_in(tree).map_err(|e| format!("{field}: {e}"))? {
-        if !allowed.contains(&p.as_str()) {
+        if !allowed.contains(&p) {
             return Err(format!("{field}: unknown placeholder `{{{p}}}`"));
         }
     }

@@ -1,6 +1,7 @@
 //! `memory`: the reference service in the harness's own process, over the
 //! in-memory store behind the fault-emulating [`FaultState`] layer; the final
-//! state is read from the store itself.
+//! state is read from the store itself, in the table of the resource the
+//! endpoint under attack creates.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,12 +10,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use idemproof_service::clock::SystemClock;
 use idemproof_service::domain::agent::Agent;
+use idemproof_service::domain::deployment::Deployment;
 use idemproof_service::mutants::Backend as StrategyBackend;
+use idemproof_service::store::Resource;
 use idemproof_service::store::memory::MemoryStore;
 use idemproof_service::{Application, Running};
+use serde::Serialize;
 
-use super::{Backend, Capabilities, FaultState, ServiceSettings, agent_json, count_judged};
+use super::{Backend, Capabilities, FaultState, ServiceSettings, count_judged, resource_json};
 use crate::client::ApiClient;
+use crate::contract::Endpoint;
 use crate::fault::Fault;
 use crate::history::final_state::{FinalState, Judged};
 
@@ -24,6 +29,8 @@ pub struct InProcess {
     /// The store under the strategy and the faults, read directly.
     memory: Arc<MemoryStore>,
     faults: Arc<FaultState>,
+    /// Which resource the final state is about.
+    endpoint: Endpoint,
     /// Stops serving when dropped.
     app: Option<Running>,
 }
@@ -45,6 +52,7 @@ impl InProcess {
             url: app.url.clone(),
             memory,
             faults,
+            endpoint: settings.endpoint,
             app: Some(app),
         })
     }
@@ -87,31 +95,44 @@ impl Backend for InProcess {
     }
 
     async fn inspect(&self, judged: &Judged, _client: &ApiClient) -> anyhow::Result<FinalState> {
-        let mut view = FinalState {
-            comparable: true,
-            sources: vec!["store".into()],
-            ..FinalState::default()
-        };
-        let agents = self.memory.table::<Agent>().all();
-        for id in judged.acknowledged.keys() {
-            let agent = agents.iter().find(|a| a.id.to_string() == *id);
-            view.acknowledged.insert(id.clone(), agent.map(agent_json));
-        }
-        let mut counts: HashMap<(String, String, String), usize> = HashMap::new();
-        for a in &agents {
-            let tenant = a.organization_id.to_string();
-            if let Some(key) = &a.idempotency_key
-                && judged.tenants.contains(&tenant)
-            {
-                *counts.entry((tenant, a.user_id.to_string(), key.clone())).or_default() += 1;
-            }
-        }
-        view.duplicates = count_judged(judged, counts);
-        Ok(view)
+        Ok(match self.endpoint {
+            Endpoint::Agents => self.read::<Agent>(judged),
+            Endpoint::Deployments => self.read::<Deployment>(judged),
+        })
     }
 
     async fn stop(&mut self) {
         self.faults.stop();
         drop(self.app.take());
+    }
+}
+
+impl InProcess {
+    /// The judged part of `R`'s table.
+    fn read<R: Resource + Serialize>(&self, judged: &Judged) -> FinalState {
+        let mut view = FinalState {
+            comparable: true,
+            sources: vec!["store".into()],
+            ..FinalState::default()
+        };
+        let rows: Vec<serde_json::Value> = self.memory.table::<R>().all().iter().map(resource_json).collect();
+        let by_id: HashMap<String, &serde_json::Value> = rows.iter().map(|r| (r["id"].to_string(), r)).collect();
+        for id in judged.acknowledged.keys() {
+            view.acknowledged
+                .insert(id.clone(), by_id.get(id).map(|r| (*r).clone()));
+        }
+        let mut counts: HashMap<(String, String, String), usize> = HashMap::new();
+        for r in &rows {
+            let tenant = r["organization_id"].to_string();
+            if let Some(key) = r["idempotency_key"].as_str()
+                && judged.tenants.contains(&tenant)
+            {
+                *counts
+                    .entry((tenant, r["user_id"].to_string(), key.to_owned()))
+                    .or_default() += 1;
+            }
+        }
+        view.duplicates = count_judged(judged, counts);
+        view
     }
 }

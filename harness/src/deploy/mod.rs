@@ -29,7 +29,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use idemproof_service::domain::agent::Agent;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -39,7 +38,7 @@ pub use self::http_proxy::{HttpProxy, RawAnswer, Unseen};
 pub use self::replica::ProcessReplica;
 pub use self::settings::ServiceSettings;
 use crate::client::ApiClient;
-use crate::contract::{Contract, Semantics};
+use crate::contract::{Contract, Endpoint, Semantics};
 use crate::fault::Fault;
 use crate::history::ScopeKey;
 use crate::history::final_state::{FinalState, Judged};
@@ -150,6 +149,34 @@ impl Target {
         }
     }
 
+    /// What reports call the target run with `settings`: `memory`, or
+    /// `replicas=2 (deployments)` for a reference target attacked
+    /// through another endpoint than agents.
+    pub fn label(&self, settings: &ServiceSettings) -> String {
+        let extra = if self.is_reference() {
+            settings.label()
+        } else {
+            String::new()
+        };
+        if extra.is_empty() {
+            self.to_string()
+        } else {
+            format!("{self} ({extra})")
+        }
+    }
+
+    /// The command-line options naming this target run with `settings`
+    /// (`--target replicas=2 --endpoint deployments`).
+    pub fn args(&self, settings: &ServiceSettings) -> String {
+        let mut args = format!("--target {self}");
+        let reference =
+            self.is_reference() || matches!(self, Self::External { label, .. } if label.starts_with("url="));
+        if reference && settings.endpoint != Endpoint::Agents {
+            args.push_str(&format!(" --endpoint {}", settings.endpoint));
+        }
+        args
+    }
+
     /// Whether the target needs the Postgres container.
     pub fn needs_postgres(&self) -> bool {
         matches!(self, Self::Postgres { .. })
@@ -175,7 +202,7 @@ impl Target {
     pub fn contract(&self, settings: &ServiceSettings) -> anyhow::Result<Arc<Contract>> {
         match self {
             Self::Memory | Self::Postgres { .. } => {
-                let mut contract = Contract::reference()?;
+                let mut contract = Contract::reference_for(settings.endpoint)?;
                 contract.auth.secret = Some(settings.secret.clone());
                 Ok(Arc::new(contract))
             }
@@ -362,9 +389,9 @@ impl Deployment {
     }
 }
 
-/// An agent as the API serialises it (the reference backends' view).
-fn agent_json(agent: &Agent) -> Value {
-    serde_json::to_value(agent).unwrap_or(Value::Null)
+/// A resource as the API serialises it (the reference backends' view).
+fn resource_json<R: Serialize>(resource: &R) -> Value {
+    serde_json::to_value(resource).unwrap_or(Value::Null)
 }
 
 /// Judged scopes holding more than one resource, from counts by

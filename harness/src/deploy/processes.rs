@@ -3,7 +3,8 @@
 //! Postgres container, behind a TCP proxy that injects the network faults.
 //! Real faults: `kill -9`, `docker stop`/`start`, proxy latency and cut
 //! connections, a trigger failing inserts. The final state is read from
-//! Postgres directly, not through the proxy.
+//! Postgres directly, not through the proxy, in the table of the resource
+//! the endpoint under attack creates.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,12 +12,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use idemproof_service::domain::agent::Agent;
+use idemproof_service::domain::deployment::Deployment;
+use idemproof_service::store::Resource;
+use serde::Serialize;
+use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use super::{
-    Backend, Capabilities, DbProxy, ProcessReplica, ServiceSettings, agent_json, count_judged, insert_trigger,
+    Backend, Capabilities, DbProxy, ProcessReplica, ServiceSettings, count_judged, insert_trigger, resource_json,
 };
 use crate::client::ApiClient;
+use crate::contract::Endpoint;
 use crate::fault::Fault;
 use crate::history::final_state::{FinalState, Judged};
 use crate::postgres::PgServer;
@@ -31,6 +37,8 @@ pub struct Processes {
     severing: Option<JoinHandle<()>>,
     /// Whether the failing-insert trigger may be installed.
     insert_trigger: bool,
+    /// Which resource the final state is about.
+    endpoint: Endpoint,
 }
 
 impl Processes {
@@ -50,7 +58,18 @@ impl Processes {
             replicas,
             severing: None,
             insert_trigger: false,
+            endpoint: settings.endpoint,
         })
+    }
+}
+
+impl Processes {
+    /// The table of the resource under attack.
+    fn table(&self) -> &'static str {
+        match self.endpoint {
+            Endpoint::Agents => Agent::TABLE,
+            Endpoint::Deployments => Deployment::TABLE,
+        }
     }
 }
 
@@ -85,7 +104,7 @@ impl Backend for Processes {
             }
             Fault::FailInserts(count) => {
                 self.insert_trigger = true;
-                insert_trigger::fail_next(&self.server.url(&self.db), count).await?;
+                insert_trigger::fail_next(&self.server.url(&self.db), self.table(), count).await?;
             }
             Fault::SlowWork(delay) => {
                 for i in 0..n {
@@ -97,7 +116,7 @@ impl Backend for Processes {
                     task.abort();
                 }
                 if std::mem::take(&mut self.insert_trigger) {
-                    insert_trigger::disarm(&self.server.url(&self.db)).await?;
+                    insert_trigger::disarm(&self.server.url(&self.db), self.table()).await?;
                 }
                 self.proxy.set_latency(Duration::ZERO);
                 for i in 0..n {
@@ -125,29 +144,11 @@ impl Backend for Processes {
             .connect(&self.server.url(&self.db))
             .await?;
         let pool = &pool;
-        let ids: Vec<i64> = judged.acknowledged.keys().filter_map(|id| id.parse().ok()).collect();
-        let found: Vec<Agent> = sqlx::query_as("SELECT * FROM agents WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(pool)
-            .await?;
-        let found: HashMap<String, Agent> = found.into_iter().map(|a| (a.id.to_string(), a)).collect();
-        for id in judged.acknowledged.keys() {
-            view.acknowledged.insert(id.clone(), found.get(id).map(agent_json));
+        match self.endpoint {
+            Endpoint::Agents => read_resources::<Agent>(pool, judged, &mut view).await?,
+            Endpoint::Deployments => read_resources::<Deployment>(pool, judged, &mut view).await?,
         }
         let keys: Vec<&str> = judged.scopes.keys().map(|(_, _, k)| k.as_str()).collect();
-        let counts: Vec<(i64, i64, String, i64)> = sqlx::query_as(
-            "SELECT organization_id, user_id, idempotency_key, count(*) FROM agents
-              WHERE idempotency_key = ANY($1) GROUP BY 1, 2, 3",
-        )
-        .bind(&keys)
-        .fetch_all(pool)
-        .await?;
-        view.duplicates = count_judged(
-            judged,
-            counts
-                .into_iter()
-                .map(|(o, u, k, n)| ((o.to_string(), u.to_string(), k), n as usize)),
-        );
         let stuck: Vec<(i64, i64, String)> = sqlx::query_as(
             "SELECT organization_id, user_id, key FROM idempotency_keys
               WHERE lease_token IS NOT NULL AND lease_expires_at > now() AND key = ANY($1)",
@@ -173,6 +174,40 @@ impl Backend for Processes {
             r.kill().await;
         }
     }
+}
+
+/// The acknowledged rows of `R`'s table and its judged keys holding more
+/// than one row.
+async fn read_resources<R: Resource + Serialize>(
+    pool: &PgPool,
+    judged: &Judged,
+    view: &mut FinalState,
+) -> anyhow::Result<()> {
+    let ids: Vec<i64> = judged.acknowledged.keys().filter_map(|id| id.parse().ok()).collect();
+    let found: Vec<R> = sqlx::query_as(&format!("SELECT * FROM {} WHERE id = ANY($1)", R::TABLE))
+        .bind(&ids)
+        .fetch_all(pool)
+        .await?;
+    let found: HashMap<String, R> = found.into_iter().map(|r| (r.id().to_string(), r)).collect();
+    for id in judged.acknowledged.keys() {
+        view.acknowledged.insert(id.clone(), found.get(id).map(resource_json));
+    }
+    let keys: Vec<&str> = judged.scopes.keys().map(|(_, _, k)| k.as_str()).collect();
+    let counts: Vec<(i64, i64, String, i64)> = sqlx::query_as(&format!(
+        "SELECT organization_id, user_id, idempotency_key, count(*) FROM {}
+          WHERE idempotency_key = ANY($1) GROUP BY 1, 2, 3",
+        R::TABLE
+    ))
+    .bind(&keys)
+    .fetch_all(pool)
+    .await?;
+    view.duplicates = count_judged(
+        judged,
+        counts
+            .into_iter()
+            .map(|(o, u, k, n)| ((o.to_string(), u.to_string(), k), n as usize)),
+    );
+    Ok(())
 }
 
 /// `db-drop` on Postgres: sever every connection every 100 ms.

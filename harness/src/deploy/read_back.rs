@@ -30,7 +30,7 @@ pub async fn read_back(client: &ApiClient, base: &str, judged: &Judged) -> anyho
     }
     if let Some(sql) = &c.read.sql {
         state.sources.push("SQL count".into());
-        state.duplicates = sql_counts(sql, judged).await?;
+        state.duplicates = sql_counts(client, sql, judged).await?;
     } else if let Some(list) = &c.read.list {
         state.sources.push("list".into());
         state.duplicates = list_counts(client, base, list, judged).await?;
@@ -38,7 +38,7 @@ pub async fn read_back(client: &ApiClient, base: &str, judged: &Judged) -> anyho
     Ok(state)
 }
 
-async fn sql_counts(sql: &ReadSql, judged: &Judged) -> anyhow::Result<Vec<(ScopeKey, usize)>> {
+async fn sql_counts(client: &ApiClient, sql: &ReadSql, judged: &Judged) -> anyhow::Result<Vec<(ScopeKey, usize)>> {
     // `{name}` placeholders become `$1, $2…` in order of first use.
     let mut order: Vec<String> = Vec::new();
     for p in template::placeholders(&sql.count).map_err(anyhow::Error::msg)? {
@@ -48,12 +48,7 @@ async fn sql_counts(sql: &ReadSql, judged: &Judged) -> anyhow::Result<Vec<(Scope
     }
     let mut vars = Vars::new();
     for (i, name) in order.iter().enumerate() {
-        let name: &'static str = match name.as_str() {
-            "key" => "key",
-            "tenant" => "tenant",
-            _ => "user",
-        };
-        vars = vars.set(name, format!("${}", i + 1));
+        vars = vars.set(name.clone(), format!("${}", i + 1));
     }
     let query = template::render_str(&sql.count, &vars, template::verbatim).map_err(anyhow::Error::msg)?;
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -64,13 +59,11 @@ async fn sql_counts(sql: &ReadSql, judged: &Judged) -> anyhow::Result<Vec<(Scope
         .map_err(|e| anyhow::anyhow!("read.sql: cannot connect: {e}"))?;
     let mut out = Vec::new();
     for scope in judged.scopes.keys() {
+        // The scope's principal's values (captures included) and its key.
+        let values = client.principal_values(scope.0, scope.1).set("key", scope.2.clone());
         let mut q = sqlx::query_scalar::<_, i64>(&query);
         for name in &order {
-            q = q.bind(match name.as_str() {
-                "key" => scope.2.clone(),
-                "tenant" => judged.tenants[scope.0].clone(),
-                _ => judged.users[scope.1].clone(),
-            });
+            q = q.bind(values.get(name).map(text_of).unwrap_or_default());
         }
         let n = q
             .fetch_one(&pool)

@@ -9,7 +9,7 @@ use idemproof_service::idempotency::{InFlightMode, MismatchMode};
 use idemproof_service::mutants::Strategy;
 use serde::Serialize;
 
-use crate::contract::{InFlight, Mismatch, Semantics};
+use crate::contract::{Endpoint, InFlight, Mismatch, Semantics};
 
 /// Settings of the reference service processes the harness starts.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +24,9 @@ pub struct ServiceSettings {
     pub semantics: Semantics,
     /// `DATABASE_MAX_CONNECTIONS` per replica.
     pub pool_size: u32,
+    /// Which creation endpoint the clients use (and so which resource the
+    /// final state is read from), through its shipped target file.
+    pub endpoint: Endpoint,
 }
 
 impl ServiceSettings {
@@ -38,7 +41,18 @@ impl ServiceSettings {
                 ..Semantics::default()
             },
             pool_size: 16,
+            endpoint: Endpoint::Agents,
         }
+    }
+
+    /// What a report calls the service beside its target: the endpoint
+    /// unless it is agents (`deployments`); empty for the default.
+    pub fn label(&self) -> String {
+        let mut parts = Vec::new();
+        if self.endpoint != Endpoint::Agents {
+            parts.push(self.endpoint.to_string());
+        }
+        parts.join(", ")
     }
 
     fn in_flight(&self) -> InFlightMode {

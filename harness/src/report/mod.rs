@@ -151,6 +151,9 @@ impl ScenarioReport {
 pub struct RunReport {
     /// Target description.
     pub target: String,
+    /// The `idemproof suite` options that attack the same target the same
+    /// way (`--target memory --endpoint deployments`), for replay commands.
+    pub target_args: String,
     /// Seed to replay the run.
     pub seed: u64,
     /// The broken strategy the harness ran the service with (`None` for a

@@ -112,8 +112,8 @@ pub fn violations_text(report: &RunReport, per_scenario: usize) -> String {
             }
             let _ = writeln!(
                 out,
-                "  replay: idemproof suite --target {} --scenario {} --seed {}{strategy}",
-                report.target, s.scenario, report.seed
+                "  replay: idemproof suite {} --scenario {} --seed {}{strategy}",
+                report.target_args, s.scenario, report.seed
             );
         }
         if s.violations.len() > per_scenario {
