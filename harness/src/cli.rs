@@ -10,6 +10,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use idemproof_service::config::DEV_AUTH_SECRET;
 use idemproof_service::mutants::Strategy;
+use idemproof_service::store::postgres::Schema;
 
 use crate::contract::{Contract, Endpoint, InFlight, Mismatch, Semantics};
 use crate::deploy::{ServiceSettings, Target};
@@ -157,6 +158,10 @@ pub struct RunArgs {
     /// shipped target file in harness/targets/).
     #[arg(long, value_enum, default_value_t = Endpoint::Agents)]
     pub endpoint: Endpoint,
+    /// How the Postgres targets declare their tables: `plain`, or
+    /// `partitioned` by hash of the tenant (docs/scaling.md).
+    #[arg(long, env = "DATABASE_SCHEMA", value_enum, default_value_t = Schema::Plain)]
+    pub database_schema: Schema,
     /// Never draw progress bars.
     #[arg(long)]
     pub no_progress: bool,
@@ -197,6 +202,7 @@ async fn execute(cli: Cli) -> anyhow::Result<bool> {
     let mut settings = ServiceSettings {
         strategy: args.strategy,
         endpoint: args.endpoint,
+        schema: args.database_schema,
         ..ServiceSettings::new(args.auth_secret.clone())
     };
     settings.semantics = overridden(settings.semantics, &args);

@@ -3,9 +3,10 @@
 //! Postgres (crash and database restart included) must run clean, the
 //! reference service as a black box (`url=`) too, and the mutants table
 //! must show every broken strategy caught; the same for the deployments
-//! endpoint (through its shipped target file). Which scenarios run where,
-//! and how many rows the tables have, follow from the scenario, strategy
-//! and capability lists.
+//! endpoint (through its shipped target file) and, for the mutants table,
+//! on the partitioned schema. Which scenarios run where, and how many rows
+//! the tables have, follow from the scenario, strategy and capability
+//! lists.
 //!
 //! Replicas of the service are this test binary re-executed, hence the
 //! custom `main` (libtest-mimic) that first checks whether it is one.
@@ -22,6 +23,7 @@ use idemproof_harness::scenario::Scenario;
 use idemproof_harness::suite::{self, Environment, Sizes};
 use idemproof_service::config::DEV_AUTH_SECRET;
 use idemproof_service::mutants::Strategy;
+use idemproof_service::store::postgres::Schema;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Fixed so a failure here replays exactly with `idemproof suite --seed`.
@@ -114,6 +116,7 @@ fn main() -> std::process::ExitCode {
         trials.push(mutants_trial(&runtime, &env, target.clone(), settings()));
         trials.push(mutants_trial(&runtime, &env, target.clone(), deployments.clone()));
     }
+    trials.push(partitioned_trial(&runtime, &env));
     if docker_opted_out() {
         eprintln!("note: {SKIP_VAR}=1: Postgres-backed harness runs are skipped (never do this in CI)");
     }
@@ -215,7 +218,7 @@ fn assert_clean(report: &RunReport) -> Result<(), Failed> {
     Ok(())
 }
 
-/// The mutants table on `target` with `settings`' endpoint:
+/// The mutants table on `target` with `settings`' endpoint and schema:
 /// every broken strategy caught where [`catchers`] says, the correct one
 /// clean there, with resources through in every scenario.
 fn mutants_trial(
@@ -258,6 +261,58 @@ fn mutants_trial(
     })
 }
 
+/// The harness against the schema declared `PARTITION BY HASH
+/// (organization_id)` (docs/scaling.md), on two replicas: the scenarios
+/// that catch a broken strategy run clean with the correct one, and the
+/// two strategies whose bug is in the claim's scope, `legacy` and
+/// `unscoped`, are caught there as on the plain schema. (The others break
+/// the lease and failure handling, which run the same statements on both
+/// schemas; the plain schema's table covers them.)
+fn partitioned_trial(runtime: &Arc<tokio::runtime::Runtime>, env: &Arc<Result<Environment, String>>) -> Trial {
+    let target = Target::Postgres { replicas: 2 };
+    let settings = ServiceSettings {
+        schema: Schema::Partitioned,
+        ..settings()
+    };
+    let name = format!("{}::catches_and_runs_clean", kind(&target, &settings));
+    trial(runtime, env, name, target, move |runtime, env, target| {
+        for strategy in [Strategy::Correct, Strategy::Legacy, Strategy::Unscoped] {
+            let settings = ServiceSettings {
+                strategy,
+                ..settings.clone()
+            };
+            let report = runtime
+                .block_on(suite::run(
+                    &target,
+                    env,
+                    &settings,
+                    &mutants_sizes(),
+                    &catchers(strategy),
+                    false,
+                ))
+                .map_err(|e| Failed::from(format!("{e:#}")))?;
+            if let Some(s) = report.scenarios.iter().find(|s| !matches!(s.status, Status::Ran)) {
+                return Err(format!("{strategy}: {} did not run: {:?}", s.scenario, s.status).into());
+            }
+            if let Some(s) = report
+                .scenarios
+                .iter()
+                .find(|s| !s.final_state.iter().any(|f| f.contains("partitioned")))
+            {
+                return Err(format!("{} read its final state from {:?}", s.scenario, s.final_state).into());
+            }
+            match strategy {
+                Strategy::Correct => assert_clean(&report)?,
+                _ if report.violations() == 0 => {
+                    return Err(format!("{strategy} escaped on the partitioned schema").into());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+}
+
 /// The reduced sizes with four storm keys rather than one: a race that
 /// one key of sixteen clients wins now and then (`split-lock`, `legacy`
 /// in memory) is won on all four far less often.
@@ -268,12 +323,12 @@ fn mutants_sizes() -> Sizes {
     }
 }
 
-/// `memory`, `postgres`, then the endpoint when not the default:
-/// `postgres::deployments`.
+/// `memory`, `postgres`, then the endpoint and schema when not the
+/// defaults: `postgres::deployments`, `postgres::partitioned`.
 fn kind(target: &Target, settings: &ServiceSettings) -> String {
     let base = if target.needs_postgres() { "postgres" } else { "memory" };
     std::iter::once(base.to_owned())
-        .chain(settings.label().split(", ").map(str::to_owned))
+        .chain(settings.label(target.needs_postgres()).split(", ").map(str::to_owned))
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
         .join("::")

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use idemproof_service::store::postgres::Schema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -150,11 +151,11 @@ impl Target {
     }
 
     /// What reports call the target run with `settings`: `memory`, or
-    /// `replicas=2 (deployments)` for a reference target attacked
-    /// through another endpoint than agents.
+    /// `replicas=2 (deployments, partitioned)` for a reference target
+    /// started with other than the default endpoint or schema.
     pub fn label(&self, settings: &ServiceSettings) -> String {
         let extra = if self.is_reference() {
-            settings.label()
+            settings.label(self.needs_postgres())
         } else {
             String::new()
         };
@@ -173,6 +174,9 @@ impl Target {
             self.is_reference() || matches!(self, Self::External { label, .. } if label.starts_with("url="));
         if reference && settings.endpoint != Endpoint::Agents {
             args.push_str(&format!(" --endpoint {}", settings.endpoint));
+        }
+        if self.needs_postgres() && settings.schema != Schema::Plain {
+            args.push_str(&format!(" --database-schema {}", crate::value_name(&settings.schema)));
         }
         args
     }

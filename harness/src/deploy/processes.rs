@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use idemproof_service::domain::agent::Agent;
 use idemproof_service::domain::deployment::Deployment;
 use idemproof_service::store::Resource;
+use idemproof_service::store::postgres::Schema;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tokio::task::JoinHandle;
 
 use super::{
@@ -39,6 +40,8 @@ pub struct Processes {
     insert_trigger: bool,
     /// Which resource the final state is about.
     endpoint: Endpoint,
+    /// How the replicas declared the tables (checked once they are up).
+    schema: Schema,
 }
 
 impl Processes {
@@ -51,6 +54,7 @@ impl Processes {
         for _ in 0..n {
             replicas.push(ProcessReplica::start(Some(&via_proxy), settings).await?);
         }
+        check_schema(&server.url(&db), settings.schema).await?;
         Ok(Self {
             server,
             db,
@@ -59,6 +63,7 @@ impl Processes {
             severing: None,
             insert_trigger: false,
             endpoint: settings.endpoint,
+            schema: settings.schema,
         })
     }
 }
@@ -134,7 +139,7 @@ impl Backend for Processes {
     async fn inspect(&self, judged: &Judged, _client: &ApiClient) -> anyhow::Result<FinalState> {
         let mut view = FinalState {
             comparable: true,
-            sources: vec!["Postgres".into()],
+            sources: vec![format!("Postgres ({} schema)", crate::value_name(&self.schema))],
             ..FinalState::default()
         };
         // Directly, not through the proxy, and on the current port: a
@@ -174,6 +179,24 @@ impl Backend for Processes {
             r.kill().await;
         }
     }
+}
+
+/// Fails unless the replicas migrated the database as `schema` declares
+/// it: a partitioned run that silently ran on plain tables would prove
+/// nothing about partitioning.
+async fn check_schema(url: &str, schema: Schema) -> anyhow::Result<()> {
+    let mut conn = sqlx::postgres::PgConnection::connect(url).await?;
+    let partitioned: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_partitioned_table")
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    let expected = schema == Schema::Partitioned;
+    anyhow::ensure!(
+        (partitioned > 0) == expected,
+        "the replicas' database has {partitioned} partitioned tables, but the {} schema was asked for",
+        crate::value_name(&schema)
+    );
+    Ok(())
 }
 
 /// The acknowledged rows of `R`'s table and its judged keys holding more

@@ -7,7 +7,8 @@ use std::time::Duration;
 use idemproof_service::config::Config;
 use idemproof_service::idempotency::{InFlightMode, MismatchMode};
 use idemproof_service::mutants::Strategy;
-use serde::Serialize;
+use idemproof_service::store::postgres::Schema;
+use serde::{Serialize, Serializer};
 
 use crate::contract::{Endpoint, InFlight, Mismatch, Semantics};
 
@@ -24,9 +25,16 @@ pub struct ServiceSettings {
     pub semantics: Semantics,
     /// `DATABASE_MAX_CONNECTIONS` per replica.
     pub pool_size: u32,
+    /// `DATABASE_SCHEMA` of the database the Postgres targets create.
+    #[serde(serialize_with = "clap_name")]
+    pub schema: Schema,
     /// Which creation endpoint the clients use (and so which resource the
     /// final state is read from), through its shipped target file.
     pub endpoint: Endpoint,
+}
+
+fn clap_name<S: Serializer, T: clap::ValueEnum>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::value_name(value))
 }
 
 impl ServiceSettings {
@@ -41,16 +49,21 @@ impl ServiceSettings {
                 ..Semantics::default()
             },
             pool_size: 16,
+            schema: Schema::Plain,
             endpoint: Endpoint::Agents,
         }
     }
 
     /// What a report calls the service beside its target: the endpoint
-    /// unless it is agents (`deployments`); empty for the default.
-    pub fn label(&self) -> String {
+    /// unless it is agents, the schema on Postgres unless it is plain
+    /// (`deployments, partitioned`); empty when both are the defaults.
+    pub fn label(&self, on_postgres: bool) -> String {
         let mut parts = Vec::new();
         if self.endpoint != Endpoint::Agents {
             parts.push(self.endpoint.to_string());
+        }
+        if on_postgres && self.schema != Schema::Plain {
+            parts.push(crate::value_name(&self.schema));
         }
         parts.join(", ")
     }
@@ -99,6 +112,7 @@ impl ServiceSettings {
                 format!("{:?}", self.mismatch()).to_lowercase(),
             ),
             ("DATABASE_MAX_CONNECTIONS".into(), self.pool_size.to_string()),
+            ("DATABASE_SCHEMA".into(), crate::value_name(&self.schema)),
             ("LOG_FORMAT".into(), "text".into()),
         ]
     }
