@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::client::{ApiClient, CreateRequest, Raw, Who, classify};
+use crate::client::{ApiClient, CreateRequest, Network, Raw, Transport, Who, classify};
 use crate::contract::template::text_of;
 use crate::contract::{AuthKind, Class, Contract, KeyIn, Mismatch, PageKind, ReplayMarker, SetupPer};
+use crate::deploy::router::{InProcess, ROUTER_BASE};
 use crate::form::Form;
 use crate::history::Outcome;
 
@@ -66,10 +67,19 @@ impl Findings {
 
 /// Describes `contract`, then tries it against the service at `base`.
 pub async fn run(contract: Arc<Contract>, base: &str) -> anyhow::Result<Findings> {
+    run_with(contract, base, Arc::new(Network::new()?)).await
+}
+
+/// The same against an axum router, driven in process.
+pub async fn run_router(contract: Arc<Contract>, router: axum::Router) -> anyhow::Result<Findings> {
+    run_with(contract, ROUTER_BASE, Arc::new(InProcess::new(router))).await
+}
+
+async fn run_with(contract: Arc<Contract>, base: &str, transport: Arc<dyn Transport>) -> anyhow::Result<Findings> {
     let mut f = Findings::default();
     describe(&contract, base, &mut f);
     let nonce = format!("check-{:x}", chrono::Utc::now().timestamp_millis());
-    let client = ApiClient::new(contract.clone(), &nonce)?;
+    let client = ApiClient::with_transport(contract.clone(), &nonce, transport);
     if !contract.setup.is_empty() {
         match client.set_up(base).await {
             Ok(()) => {

@@ -94,7 +94,10 @@ pub async fn run(
         chrono::Utc::now().timestamp_millis() & 0xff_ffff
     );
     let contract = target.contract(settings)?;
-    let client = Arc::new(ApiClient::new(contract.clone(), &nonce)?);
+    let client = Arc::new(match target.transport() {
+        Some(transport) => ApiClient::with_transport(contract.clone(), &nonce, transport),
+        None => ApiClient::new(contract.clone(), &nonce)?,
+    });
     let run = Run {
         target,
         env,

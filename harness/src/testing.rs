@@ -1,8 +1,8 @@
 //! The suite from a `cargo test` of your own service: add this crate as a
 //! dev-dependency, describe the API (a target file, or
 //! [`Contract::builder`]), and run the scenarios against your axum
-//! [`Router`](axum::Router) in process (the harness serves it on a
-//! loopback port of its own) or against a URL.
+//! [`Router`](axum::Router) in process (driven through tower's `Service`,
+//! no socket) or against a URL.
 //!
 //! ```no_run
 //! use idemproof_harness::contract::Contract;
@@ -39,7 +39,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Your axum router, served in process.
+    /// Your axum router, driven in process.
     pub fn router(contract: Contract, router: axum::Router) -> Self {
         Self::target(Target::router(contract, router))
     }

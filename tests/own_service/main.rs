@@ -1,7 +1,7 @@
 //! The harness used the way a user would from their own `cargo test`: a
 //! service it has never seen (`shop.rs`, nothing like the reference API)
 //! described by a target file (`orders.toml`) and run as an axum `Router`
-//! in process. The correct implementation must run clean, fast or slow;
+//! in process (no socket). The correct implementation must run clean, fast or slow;
 //! each deliberately broken one must be caught, by the scenario and
 //! invariant that catch that bug; `check-target` must understand the file.
 
@@ -149,12 +149,7 @@ async fn identical_retries_refused_as_reused_are_caught() {
 }
 
 async fn check_target(variant: Variant) -> check_target::Findings {
-    let served = match idemproof_harness::deploy::router::Served::start(shop::app(options(variant))).await {
-        Ok(s) => s,
-        Err(e) => panic!("{e:#}"),
-    };
-    let contract = contract().at(served.url());
-    match check_target::run(std::sync::Arc::new(contract), served.url()).await {
+    match check_target::run_router(std::sync::Arc::new(contract()), shop::app(options(variant))).await {
         Ok(f) => f,
         Err(e) => panic!("{e:#}"),
     }

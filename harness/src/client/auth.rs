@@ -13,7 +13,7 @@ use reqwest::header::{COOKIE, HeaderMap, HeaderName, HeaderValue, SET_COOKIE};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use super::{encode_body, principal_vars};
+use super::{Failure, Request, Transport, encode_body, principal_vars};
 use crate::contract::template::{self, percent_encode};
 use crate::contract::{AuthKind, Contract};
 
@@ -54,7 +54,7 @@ impl Authenticator {
     /// The headers that authenticate `who` on a request to `url`.
     pub(super) async fn headers(
         &self,
-        http: &reqwest::Client,
+        transport: &dyn Transport,
         base: &str,
         url: &Url,
         who: Who,
@@ -68,7 +68,7 @@ impl Authenticator {
                 insert(&mut headers, &auth.header, &with_scheme(&auth.scheme, &token))?;
             }
             AuthKind::Login => {
-                let session = self.session(http, base, who).await?;
+                let session = self.session(transport, base, who).await?;
                 if let Some(cookies) = session.jar.cookies(url) {
                     headers.insert(COOKIE, cookies);
                 }
@@ -130,7 +130,7 @@ impl Authenticator {
         Ok(token)
     }
 
-    async fn session(&self, http: &reqwest::Client, base: &str, who: Who) -> Result<Arc<Session>, String> {
+    async fn session(&self, transport: &dyn Transport, base: &str, who: Who) -> Result<Arc<Session>, String> {
         let cell = self
             .sessions
             .lock()
@@ -138,31 +138,40 @@ impl Authenticator {
             .entry(who)
             .or_default()
             .clone();
-        cell.get_or_try_init(|| self.login(http, base, who)).await.cloned()
+        cell.get_or_try_init(|| self.login(transport, base, who)).await.cloned()
     }
 
-    async fn login(&self, http: &reqwest::Client, base: &str, who: Who) -> Result<Arc<Session>, String> {
+    async fn login(&self, transport: &dyn Transport, base: &str, who: Who) -> Result<Arc<Session>, String> {
         let contract = &self.contract;
         let login = contract.auth.login.as_ref().ok_or("auth.login is missing")?;
         let vars = principal_vars(contract, who);
         let path = template::render_str(&login.path, &vars, percent_encode)?;
         let url = Url::parse(&format!("{base}{path}")).map_err(|e| format!("login URL: {e}"))?;
         let method = reqwest::Method::from_bytes(login.method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut request = http
-            .request(method, url.clone())
-            .headers(self.static_headers(who)?)
-            .timeout(std::time::Duration::from_secs(30));
+        let mut request = Request {
+            method,
+            url: url.clone(),
+            headers: self.static_headers(who)?,
+            body: Vec::new(),
+        };
         if let Some(body) = &login.body {
             let body = template::render_value(body, &vars)?;
             let (content_type, bytes) = encode_body(login.encoding, &body)?;
-            request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
+            request
+                .headers
+                .insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            request.body = bytes;
         }
-        let response = request.send().await.map_err(|e| format!("login failed: {e}"))?;
-        let status = response.status();
+        let answer = match transport.send(request, std::time::Duration::from_secs(30)).await {
+            Ok(answer) => answer,
+            Err(Failure::Timeout) => return Err("login failed: no answer within 30 s".into()),
+            Err(Failure::Broken(e)) => return Err(format!("login failed: {e}")),
+        };
+        let status = answer.status;
         let jar = Jar::default();
-        jar.set_cookies(&mut response.headers().get_all(SET_COOKIE).iter(), &url);
-        let body = response.bytes().await.map_err(|e| format!("login failed: {e}"))?;
-        if !status.is_success() {
+        jar.set_cookies(&mut answer.headers.get_all(SET_COOKIE).iter(), &url);
+        let body = answer.body;
+        if !(200..300).contains(&status) {
             return Err(format!(
                 "login as tenant {} user {} answered {status}: {}",
                 template::text_of(&contract.principals.tenants[who.tenant]),

@@ -1,11 +1,13 @@
-//! The HTTP side of the harness, driven by a [`Contract`]: one reqwest
-//! client, credentials per principal (or per simulated client, for login
-//! sessions), and the few calls the harness makes: create, read one back,
-//! list. Nothing here knows any particular API.
+//! The HTTP side of the harness, driven by a [`Contract`]: one
+//! [`Transport`] (the network, or a service in process), credentials per
+//! principal (or per simulated client, for login sessions), and the few
+//! calls the harness makes: create, read one back, list, make fixtures.
+//! Nothing here knows any particular API.
 
 mod answer;
 mod auth;
 mod setup;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,7 @@ use serde_json::Value;
 
 pub use self::answer::classify;
 pub use self::auth::Who;
+pub use self::transport::{Answer, Failure, Network, Request, Transport};
 use crate::contract::template::{self, Vars, percent_encode, text_of};
 use crate::contract::{Contract, Encoding, KeyFormat, KeyIn, PageKind};
 use crate::form::{Form, FormField};
@@ -61,7 +64,7 @@ pub enum Raw {
 
 /// A client of one service's API.
 pub struct ApiClient {
-    http: reqwest::Client,
+    transport: Arc<dyn Transport>,
     contract: Arc<Contract>,
     auth: auth::Authenticator,
     /// Substituted for `{nonce}`.
@@ -72,20 +75,21 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client for `contract`'s API; `nonce` fills `{nonce}`.
+    /// A client for `contract`'s API over the network; `nonce` fills
+    /// `{nonce}`.
     pub fn new(contract: Arc<Contract>, nonce: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(1024)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Self {
-            http,
+        Ok(Self::with_transport(contract, nonce, Arc::new(Network::new()?)))
+    }
+
+    /// The same, with requests carried by `transport`.
+    pub fn with_transport(contract: Arc<Contract>, nonce: &str, transport: Arc<dyn Transport>) -> Self {
+        Self {
+            transport,
             auth: auth::Authenticator::new(contract.clone()),
             contract,
             nonce: nonce.to_owned(),
             captured: Mutex::new(BTreeMap::new()),
-        })
+        }
     }
 
     /// The values the reads of `tenant`'s `user` see: the principal's own
@@ -120,7 +124,10 @@ impl ApiClient {
     /// so requests released together are not spread out by their logins.
     pub async fn prepare(&self, base: &str, who: Who) -> Result<(), String> {
         let url = Url::parse(base).map_err(|e| format!("bad URL {base}: {e}"))?;
-        self.auth.headers(&self.http, base, &url, who).await.map(|_| ())
+        self.auth
+            .headers(self.transport.as_ref(), base, &url, who)
+            .await
+            .map(|_| ())
     }
 
     /// One creation attempt against `base`, bounded by `timeout`.
@@ -200,30 +207,25 @@ impl ApiClient {
     /// One creation attempt, the answer as it came (for `check-target`).
     pub async fn create_raw(&self, base: &str, req: &CreateRequest<'_>, timeout: Duration) -> Result<Raw, String> {
         let (method, url, mut headers, body) = self.build_create(base, req)?;
-        let auth = self.auth.headers(&self.http, base, &url, req.who).await?;
+        let auth = self.auth.headers(self.transport.as_ref(), base, &url, req.who).await?;
         headers.extend(auth);
-        let request = self
-            .http
-            .request(method, url.clone())
-            .headers(headers)
-            .body(body)
-            .timeout(timeout);
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => return Ok(Raw::Timeout),
-            Err(e) => return Err(short(&e)),
+        let request = Request {
+            method,
+            url: url.clone(),
+            headers,
+            body,
         };
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        self.auth.observe(req.who, &url, &headers);
-        match response.bytes().await {
-            Ok(body) => Ok(Raw::Answer {
-                status,
-                headers,
-                body: body.to_vec(),
-            }),
-            Err(e) if e.is_timeout() => Ok(Raw::Timeout),
-            Err(e) => Err(format!("{} (after status {status})", short(&e))),
+        match self.transport.send(request, timeout).await {
+            Ok(answer) => {
+                self.auth.observe(req.who, &url, &answer.headers);
+                Ok(Raw::Answer {
+                    status: answer.status,
+                    headers: answer.headers,
+                    body: answer.body,
+                })
+            }
+            Err(Failure::Timeout) => Ok(Raw::Timeout),
+            Err(Failure::Broken(e)) => Err(e),
         }
     }
 
@@ -339,22 +341,23 @@ impl ApiClient {
         let url = Url::parse(&format!("{base}{path}"))?;
         let auth = self
             .auth
-            .headers(&self.http, base, &url, who)
+            .headers(self.transport.as_ref(), base, &url, who)
             .await
             .map_err(anyhow::Error::msg)?;
         headers.extend(auth);
-        let response = self
-            .http
-            .request(method, url.clone())
-            .headers(headers)
-            .body(body)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        self.auth.observe(who, &url, &headers);
-        Ok((status, headers, response.bytes().await?.to_vec()))
+        let request = Request {
+            method: method.clone(),
+            url: url.clone(),
+            headers,
+            body,
+        };
+        let answer = match self.transport.send(request, Duration::from_secs(30)).await {
+            Ok(answer) => answer,
+            Err(Failure::Timeout) => anyhow::bail!("{method} {path}: no answer within 30 s"),
+            Err(Failure::Broken(e)) => anyhow::bail!("{method} {path}: {e}"),
+        };
+        self.auth.observe(who, &url, &answer.headers);
+        Ok((answer.status, answer.headers, answer.body))
     }
 }
 
@@ -400,22 +403,6 @@ fn encode_body(encoding: Encoding, body: &Value) -> Result<(&'static str, Vec<u8
     }
 }
 
-/// The error without reqwest's URL noise, for the history.
-fn short(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_connect() {
-        "connection refused".to_owned()
-    } else if e.is_request() || e.is_body() {
-        "connection closed".to_owned()
-    } else {
-        "transport error".to_owned()
-    };
-    if let Some(source) = std::error::Error::source(e) {
-        msg.push_str(": ");
-        msg.push_str(&source.to_string());
-    }
-    msg
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -426,7 +413,7 @@ mod tests {
 
     use super::*;
     use crate::contract::Profile;
-    use crate::deploy::router::Served;
+    use crate::deploy::router::{InProcess, ROUTER_BASE};
 
     /// 25 items, ten a page, reachable by a cursor, a next link or a page
     /// number.
@@ -446,7 +433,7 @@ mod tests {
 
     #[tokio::test]
     async fn lists_follow_cursors_next_links_and_page_numbers() -> anyhow::Result<()> {
-        let served = Served::start(axum::Router::new().route("/items", get(items))).await?;
+        let router = Arc::new(InProcess::new(axum::Router::new().route("/items", get(items))));
         for pagination in [
             json!({"kind": "cursor", "param": "after", "next": "/cursor"}),
             json!({"kind": "next-link", "next": "/next"}),
@@ -462,8 +449,8 @@ mod tests {
                     json!({"path": "/items", "items": "/items", "id": "/id", "key": "/key", "pagination": pagination}),
                 )
                 .build()?;
-            let client = ApiClient::new(Arc::new(contract), "n")?;
-            let listed = client.list(served.url(), 0, 0).await?;
+            let client = ApiClient::with_transport(Arc::new(contract), "n", router.clone());
+            let listed = client.list(ROUTER_BASE, 0, 0).await?;
             let ids: Vec<String> = listed.iter().map(|i| text_of(&i["id"])).collect();
             let expected: Vec<String> = (0..25).map(|i: usize| i.to_string()).collect();
             assert_eq!(ids, expected, "{pagination}");

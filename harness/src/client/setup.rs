@@ -91,7 +91,7 @@ mod tests {
     use super::*;
     use crate::client::CreateRequest;
     use crate::contract::{Contract, Profile};
-    use crate::deploy::router::Served;
+    use crate::deploy::router::{InProcess, ROUTER_BASE};
     use crate::form::Form;
 
     /// `POST /shops/{shop}/carts` answers a new cart id in the body and in
@@ -121,7 +121,14 @@ mod tests {
             .set("response.id.pointer", "/id")
             .set("setup", setup)
             .build()?;
-        ApiClient::new(Arc::new(contract), "n")
+        let app = axum::Router::new()
+            .route("/shops/{shop}/carts", post(new_cart))
+            .with_state(Arc::new(AtomicU64::new(1)));
+        Ok(ApiClient::with_transport(
+            Arc::new(contract),
+            "n",
+            Arc::new(InProcess::new(app)),
+        ))
     }
 
     fn create_path(client: &ApiClient, tenant: usize, user: usize) -> anyhow::Result<String> {
@@ -142,10 +149,6 @@ mod tests {
 
     #[tokio::test]
     async fn fixtures_are_made_per_tenant_or_per_principal_and_fill_later_templates() -> anyhow::Result<()> {
-        let app = axum::Router::new()
-            .route("/shops/{shop}/carts", post(new_cart))
-            .with_state(Arc::new(AtomicU64::new(1)));
-        let served = Served::start(app).await?;
         let cart = json!({"path": "/shops/{tenant}/carts", "capture": {"cart": {"pointer": "/cart/id"}}});
         let slot = json!({
             "path": "/shops/{tenant}/carts", "per": "principal",
@@ -157,7 +160,7 @@ mod tests {
             create_path(&client, 0, 0).is_err(),
             "no fixture yet: `{{cart}}` is unset"
         );
-        client.set_up(served.url()).await?;
+        client.set_up(ROUTER_BASE).await?;
         // Entry by entry, tenant by tenant: carts 1 (a) and 2 (b), then the
         // slots 3 to 6 of (a, ann), (a, bob), (b, ann), (b, bob). The
         // header's capture is text.
@@ -175,7 +178,7 @@ mod tests {
         );
 
         // A fresh deployment gets fresh fixtures.
-        client.set_up(served.url()).await?;
+        client.set_up(ROUTER_BASE).await?;
         assert_eq!(
             create_path(&client, 0, 0)?,
             r#"/shops/a/carts/7/items {"in":"9","item":"x"}"#
@@ -183,7 +186,7 @@ mod tests {
 
         let refused = contract(&["a", "closed"], json!([cart, slot]))?;
         let err = refused
-            .set_up(served.url())
+            .set_up(ROUTER_BASE)
             .await
             .map(|_| ())
             .map_err(|e| format!("{e:#}"));
@@ -195,7 +198,7 @@ mod tests {
         let no_cart = json!({"path": "/shops/{tenant}/carts", "capture": {"cart": {"pointer": "/nope"}}});
         let missing = contract(&["a"], json!([no_cart, slot]))?;
         let err = missing
-            .set_up(served.url())
+            .set_up(ROUTER_BASE)
             .await
             .map(|_| ())
             .map_err(|e| format!("{e:#}"));

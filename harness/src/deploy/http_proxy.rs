@@ -1,6 +1,6 @@
-//! An HTTP proxy the harness puts in front of any service (in process, a
-//! replica, a URL) to break what happens between a service and its client
-//! rather than inside the service:
+//! An HTTP proxy the harness puts in front of a service on a socket (in
+//! process, a replica, a URL) to break what happens between a service and
+//! its client rather than inside the service:
 //!
 //! - drop the answer after the service sent it (`lost-ack`): the work is
 //!   done, the client hears nothing and retries: the lost acknowledgement
@@ -8,18 +8,14 @@
 //! - send half the answer, then reset the connection;
 //! - hold every answer for a while.
 //!
-//! Faults apply to the attempts the driver tags (header
-//! [`ATTEMPT_HEADER`], stripped here before forwarding); logins and reads
-//! pass untouched. An answer the client never got is kept by its tag
-//! ([`HttpProxy::unseen`]), so the history knows what the service
-//! really said.
-//!
-//! Each connection is served by hyper directly, so the proxy can drop it
-//! at any point; sockets close with `SO_LINGER` 0, a reset.
+//! Which answers to break, and keeping what the client never got, is
+//! [`super::http_faults`]'s (shared with the in-process `Router`); this
+//! file is the socket side. Each connection is served by hyper directly,
+//! so the proxy can drop it at any point; sockets close with `SO_LINGER`
+//! 0, a reset.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -33,34 +29,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::client::{ATTEMPT_HEADER, TAG_HEADER};
+use super::http_faults::{self, Delivery, HttpFaults, RawAnswer, Unseen};
 use crate::fault::Fault;
-
-/// An answer as the service sent it.
-#[derive(Debug, Clone)]
-pub struct RawAnswer {
-    /// Status.
-    pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body.
-    pub body: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-enum Rule {
-    #[default]
-    Pass,
-    DropFirst,
-    ResetFirst,
-    Delay(Duration),
-}
 
 struct Shared {
     upstream: String,
     http: reqwest::Client,
-    rule: Mutex<Rule>,
-    unseen: Mutex<HashMap<u64, RawAnswer>>,
+    faults: Arc<HttpFaults>,
 }
 
 /// A fault-injecting HTTP proxy to one upstream base URL.
@@ -83,8 +58,7 @@ impl HttpProxy {
                 .tcp_nodelay(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
-            rule: Mutex::new(Rule::Pass),
-            unseen: Mutex::new(HashMap::new()),
+            faults: Arc::new(HttpFaults::default()),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Self { url, shared, accept })
@@ -92,30 +66,12 @@ impl HttpProxy {
 
     /// Applies an HTTP fault (or `Heal`); other faults are not the proxy's.
     pub fn apply(&self, fault: Fault) {
-        let rule = match fault {
-            Fault::DropFirstAnswers => Rule::DropFirst,
-            Fault::ResetFirstAnswers => Rule::ResetFirst,
-            Fault::DelayAnswers(d) => Rule::Delay(d),
-            _ => Rule::Pass,
-        };
-        *self.shared.rule.lock().unwrap_or_else(|p| p.into_inner()) = rule;
+        self.shared.faults.apply(fault);
     }
 
     /// The answers the proxy keeps from clients, by attempt tag.
     pub fn unseen(&self) -> Unseen {
-        Unseen(self.shared.clone())
-    }
-}
-
-/// A handle on a proxy's unseen answers, for the clients' side.
-#[derive(Clone)]
-pub struct Unseen(Arc<Shared>);
-
-impl Unseen {
-    /// The answer the service gave to the attempt tagged `tag`, if the
-    /// proxy kept it from the client.
-    pub fn take(&self, tag: u64) -> Option<RawAnswer> {
-        self.0.unseen.lock().unwrap_or_else(|p| p.into_inner()).remove(&tag)
+        Unseen(self.shared.faults.clone())
     }
 }
 
@@ -164,20 +120,13 @@ fn hop_by_hop(name: &header::HeaderName) -> bool {
 
 async fn handle(req: Request<Incoming>, shared: Arc<Shared>, kill: Arc<Notify>) -> Result<Response<Body>, Infallible> {
     let (parts, body) = req.into_parts();
-    let header_num = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    let (attempt, tag) = (header_num(ATTEMPT_HEADER), header_num(TAG_HEADER));
+    let (tags, passed) = http_faults::tags(&parts.headers);
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return hang_up(&kill).await;
     };
     let mut headers = HeaderMap::new();
-    for (name, value) in &parts.headers {
-        if !hop_by_hop(name) && name != ATTEMPT_HEADER && name != TAG_HEADER {
+    for (name, value) in &passed {
+        if !hop_by_hop(name) {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -203,29 +152,9 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, kill: Arc<Notify>) 
         headers,
         body: body.to_vec(),
     };
-    let rule = *shared.rule.lock().unwrap_or_else(|p| p.into_inner());
-    let first = attempt == Some(1);
-    let keep = |answer: &RawAnswer| {
-        if let Some(tag) = tag {
-            shared
-                .unseen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(tag, answer.clone());
-        }
-    };
-    match rule {
-        Rule::DropFirst if first => {
-            keep(&answer);
-            hang_up(&kill).await
-        }
-        // Half of nothing is nothing: an empty answer is dropped instead.
-        Rule::ResetFirst if first && answer.body.is_empty() => {
-            keep(&answer);
-            hang_up(&kill).await
-        }
-        Rule::ResetFirst if first => {
-            keep(&answer);
+    match shared.faults.deliver(tags, &answer) {
+        Delivery::Dropped => hang_up(&kill).await,
+        Delivery::Half => {
             let half = Bytes::from(answer.body[..answer.body.len() / 2].to_vec());
             let stream = futures::stream::once(async move { Ok::<_, Infallible>(Frame::data(half)) })
                 .chain(futures::stream::pending());
@@ -237,11 +166,11 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, kill: Arc<Notify>) 
             });
             Ok(respond(&answer, BodyExt::boxed(StreamBody::new(stream))))
         }
-        Rule::Delay(d) if tag.is_some() => {
+        Delivery::Delayed(d) => {
             tokio::time::sleep(d).await;
             Ok(respond(&answer, Full::new(Bytes::from(answer.body.clone())).boxed()))
         }
-        _ => Ok(respond(&answer, Full::new(Bytes::from(answer.body.clone())).boxed())),
+        Delivery::Whole => Ok(respond(&answer, Full::new(Bytes::from(answer.body.clone())).boxed())),
     }
 }
 

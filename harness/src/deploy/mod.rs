@@ -6,15 +6,18 @@
 //! - [`processes`]: `postgres` / `replicas=N`, service processes over
 //!   Postgres in a container;
 //! - [`external`]: `url=` / `file=`, a service the harness did not start;
-//! - [`router`]: an axum `Router` served in process (the `cargo test` API).
+//! - [`router`]: an axum `Router` driven in process, no socket (the
+//!   `cargo test` API).
 //!
-//! Any deployment can be put behind the HTTP fault proxy
-//! ([`http_proxy`]); only the first two import the service crate.
+//! The HTTP faults ([`http_faults`]) reach any deployment: through the
+//! proxy put in front of it ([`http_proxy`]), or for a router inside its
+//! transport. Only the first two backends import the service crate.
 
 pub mod child;
 mod db_proxy;
 pub mod external;
 mod fault_store;
+pub mod http_faults;
 pub mod http_proxy;
 pub mod in_process;
 mod insert_trigger;
@@ -35,10 +38,11 @@ use serde_json::Value;
 
 pub use self::db_proxy::DbProxy;
 pub use self::fault_store::FaultState;
-pub use self::http_proxy::{HttpProxy, RawAnswer, Unseen};
+pub use self::http_faults::{HttpFaults, RawAnswer, Unseen};
+pub use self::http_proxy::HttpProxy;
 pub use self::replica::ProcessReplica;
 pub use self::settings::ServiceSettings;
-use crate::client::ApiClient;
+use crate::client::{ApiClient, Transport};
 use crate::contract::{Contract, Endpoint, Semantics};
 use crate::fault::Fault;
 use crate::history::ScopeKey;
@@ -63,12 +67,12 @@ pub enum Target {
         /// How the command line named it.
         label: String,
     },
-    /// An axum router, served in process.
+    /// An axum router, driven in process.
     Router {
         /// Its contract (the base URL is ignored).
         contract: Arc<Contract>,
-        /// The application.
-        router: axum::Router,
+        /// The application, as the clients' transport.
+        router: Arc<router::InProcess>,
         /// A name for reports.
         label: String,
     },
@@ -141,12 +145,21 @@ impl Target {
         }
     }
 
-    /// An axum router, described by `contract`, served by the harness.
+    /// An axum router, described by `contract`, driven in process.
     pub fn router(contract: Contract, router: axum::Router) -> Self {
         Self::Router {
             label: format!("router ({})", contract.source),
             contract: Arc::new(contract),
-            router,
+            router: Arc::new(router::InProcess::new(router)),
+        }
+    }
+
+    /// What carries the clients' requests when it is not the network (a
+    /// router in process).
+    pub fn transport(&self) -> Option<Arc<dyn Transport>> {
+        match self {
+            Self::Router { router, .. } => Some(router.clone()),
+            _ => None,
         }
     }
 
@@ -283,7 +296,12 @@ pub trait Backend: Send + Sync {
     fn urls(&self) -> Vec<String>;
     /// What can be done to it.
     fn capabilities(&self) -> Capabilities;
-    /// Injects (or removes, `Heal`) a fault other than the HTTP proxy's.
+    /// Where the HTTP faults apply when the backend applies them itself
+    /// (a router in process) rather than through a proxy in front of it.
+    fn http_faults(&self) -> Option<Arc<HttpFaults>> {
+        None
+    }
+    /// Injects (or removes, `Heal`) a fault other than the HTTP ones.
     async fn apply(&mut self, fault: Fault) -> anyhow::Result<()>;
     /// Reads the final state the history asks about.
     async fn inspect(&self, judged: &Judged, client: &ApiClient) -> anyhow::Result<FinalState>;
@@ -295,6 +313,8 @@ pub trait Backend: Send + Sync {
 pub struct Deployment {
     backend: Box<dyn Backend>,
     proxies: Vec<HttpProxy>,
+    /// The backend's own HTTP faults, once armed instead of proxies.
+    in_process: Option<Arc<HttpFaults>>,
 }
 
 impl Deployment {
@@ -315,18 +335,22 @@ impl Deployment {
                 let url = contract.base_url.as_deref().context("the target has no base URL")?;
                 Box::new(external::External::new(url))
             }
-            Target::Router { router, .. } => Box::new(router::Served::start(router.clone()).await?),
+            Target::Router { router, .. } => Box::new(router::Driven::start(router.clone())),
         };
         Ok(Self {
             backend,
             proxies: Vec::new(),
+            in_process: None,
         })
     }
 
-    /// Puts an HTTP fault proxy in front of every replica: clients go
-    /// through it from now on (probes and reads still go direct).
+    /// Lets the HTTP faults reach the clients' requests: an HTTP fault
+    /// proxy in front of every replica (clients go through it from now on;
+    /// probes and reads still go direct), or the backend's own.
     pub async fn front_with_proxies(&mut self) -> anyhow::Result<()> {
-        if self.proxies.is_empty() {
+        if let Some(faults) = self.backend.http_faults() {
+            self.in_process = Some(faults);
+        } else if self.proxies.is_empty() {
             for url in self.backend.urls() {
                 self.proxies.push(HttpProxy::start(&url).await?);
             }
@@ -348,9 +372,9 @@ impl Deployment {
         self.backend.urls()
     }
 
-    /// Whether requests go through the HTTP fault proxy.
+    /// Whether the HTTP faults reach the clients' requests.
     pub fn proxied(&self) -> bool {
-        !self.proxies.is_empty()
+        !self.proxies.is_empty() || self.in_process.is_some()
     }
 
     /// What can be done to this deployment.
@@ -361,12 +385,12 @@ impl Deployment {
     /// Injects (or removes) a fault.
     pub async fn apply(&mut self, fault: Fault) -> anyhow::Result<()> {
         if fault.is_http() || fault == Fault::Heal {
-            anyhow::ensure!(
-                fault == Fault::Heal || !self.proxies.is_empty(),
-                "{fault:?} needs the HTTP proxy"
-            );
+            anyhow::ensure!(fault == Fault::Heal || self.proxied(), "{fault:?} needs the HTTP proxy");
             for p in &self.proxies {
                 p.apply(fault);
+            }
+            if let Some(faults) = &self.in_process {
+                faults.apply(fault);
             }
         }
         if fault.is_http() {
@@ -375,10 +399,13 @@ impl Deployment {
         self.backend.apply(fault).await
     }
 
-    /// Per replica, the answers its proxy kept from clients (empty when
-    /// not proxied).
+    /// Per replica, the answers the HTTP faults kept from clients (empty
+    /// when none can).
     pub fn unseen(&self) -> Vec<Unseen> {
-        self.proxies.iter().map(HttpProxy::unseen).collect()
+        match &self.in_process {
+            Some(faults) => vec![Unseen(faults.clone())],
+            None => self.proxies.iter().map(HttpProxy::unseen).collect(),
+        }
     }
 
     /// Reads the final state the history asks about.
