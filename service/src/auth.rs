@@ -13,6 +13,9 @@ pub struct Claims {
     pub orgs: Vec<i64>,
     /// Expiry, seconds since the epoch (required).
     pub exp: i64,
+    /// Not valid before, seconds since the epoch (optional; honoured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 /// An authenticated caller.
@@ -43,14 +46,22 @@ pub enum AuthError {
     /// Past its `exp`.
     #[error("expired bearer token")]
     Expired,
+    /// Before its `nbf`.
+    #[error("bearer token not valid yet")]
+    NotYetValid,
+    /// More than one `Authorization` header: which one counts is
+    /// ambiguous, so none does.
+    #[error("send exactly one Authorization header")]
+    Ambiguous,
 }
 
 /// Verifies tokens with one HS256 secret.
 #[derive(Clone)]
 pub struct Verifier {
     key: DecodingKey,
-    /// HS256 only, `exp` required: `alg: none` and every other algorithm
-    /// fail the algorithm check before the signature is looked at.
+    /// HS256 only, `exp` required, `nbf` honoured when present: `alg:
+    /// none` and every other algorithm fail the algorithm check before the
+    /// signature is looked at.
     validation: Validation,
 }
 
@@ -59,6 +70,7 @@ impl Verifier {
     pub fn new(secret: &str) -> anyhow::Result<Self> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 5;
         Ok(Self {
             key: DecodingKey::from_secret(secret.as_bytes())?,
@@ -70,14 +82,24 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             _ => AuthError::Invalid,
         })?;
-        let id = data.claims.sub.parse::<i64>().map_err(|_| AuthError::Invalid)?;
+        let id = canonical_user_id(&data.claims.sub).ok_or(AuthError::Invalid)?;
         Ok(User {
             id,
             orgs: data.claims.orgs,
         })
     }
+}
+
+/// The user id `sub` names, if it is written canonically: a positive
+/// decimal integer without sign or leading zeros that fits in an `i64`.
+/// `042`, `+42`, `0`, `-5` and ` 42` all name no user, so one user has
+/// exactly one spelling and no token can alias another user's id.
+pub fn canonical_user_id(sub: &str) -> Option<i64> {
+    let canonical = sub.bytes().all(|b| b.is_ascii_digit()) && !sub.starts_with('0') && !sub.is_empty();
+    canonical.then(|| sub.parse::<i64>().ok()).flatten()
 }
 
 /// Issues a token for `user_id` in `orgs`, valid for `ttl_secs`. For
@@ -87,9 +109,16 @@ pub fn mint(secret: &str, user_id: i64, orgs: &[i64], ttl_secs: i64) -> anyhow::
         sub: user_id.to_string(),
         orgs: orgs.to_vec(),
         exp: chrono::Utc::now().timestamp() + ttl_secs,
+        nbf: None,
     };
+    encode(secret, &claims)
+}
+
+/// Signs any claims with HS256 (tests use it for tokens `mint` would
+/// never issue: a future `nbf`, a non-canonical `sub`).
+pub fn encode(secret: &str, claims: &Claims) -> anyhow::Result<String> {
     let key = EncodingKey::from_secret(secret.as_bytes())?;
-    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)?)
+    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key)?)
 }
 
 #[cfg(test)]
@@ -154,10 +183,46 @@ mod tests {
             sub: "alice".into(),
             orgs: vec![1],
             exp: chrono::Utc::now().timestamp() + 60,
+            nbf: None,
         };
-        let key = EncodingKey::from_secret(b"s3cret").expect("key");
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("encode");
+        let token = encode("s3cret", &claims).expect("encode");
         let v = Verifier::new("s3cret").expect("verifier");
         assert_eq!(v.verify(&token).unwrap_err(), AuthError::Invalid);
+    }
+
+    #[test]
+    fn only_canonical_positive_user_ids_name_a_user() {
+        for bad in [
+            "",
+            "0",
+            "-5",
+            "042",
+            "+42",
+            " 42",
+            "42 ",
+            "4_2",
+            "1e3",
+            "9223372036854775808",
+        ] {
+            assert_eq!(canonical_user_id(bad), None, "{bad:?}");
+        }
+        assert_eq!(canonical_user_id("42"), Some(42));
+        assert_eq!(canonical_user_id("9223372036854775807"), Some(i64::MAX));
+    }
+
+    #[test]
+    fn a_future_nbf_is_refused_and_a_past_one_accepted() {
+        let now = chrono::Utc::now().timestamp();
+        let claims = |nbf| Claims {
+            sub: "7".into(),
+            orgs: vec![1],
+            exp: now + 3600,
+            nbf: Some(nbf),
+        };
+        let v = Verifier::new("s3cret").expect("verifier");
+        let future = encode("s3cret", &claims(now + 600)).expect("encode");
+        assert_eq!(v.verify(&future).unwrap_err(), AuthError::NotYetValid);
+        let past = encode("s3cret", &claims(now - 600)).expect("encode");
+        assert_eq!(v.verify(&past).expect("valid").id, 7);
     }
 }

@@ -17,13 +17,16 @@
 //! ## Layout
 //!
 //! - `main.rs`: parses [`Config`], starts logging, runs [`Application`].
-//! - [`startup`]: `Application::build` (stores, listener),
-//!   `run_until_stopped` (serve, reaper, graceful shutdown) and `spawn`
-//!   (serve in process, as tests and the harness do).
+//! - [`startup`]: `Application::build` (stores, listeners),
+//!   `run_until_stopped` (serve, reaper, shutdown within a drain deadline)
+//!   and `spawn` (serve in process, as tests and the harness do).
 //! - [`config`]: every setting as an env var and a flag.
-//! - [`http`]: routes, one file of handlers per resource, what creation
-//!   endpoints share (`creation.rs`), extraction, the problem-JSON
-//!   [`ApiError`], metrics.
+//! - [`http`]: the connection loop (`server`: timeouts, connection cap,
+//!   drain), the request-head checks, the in-flight cap, the gate (token,
+//!   organisation, rate limit, then the body), routes, one file of
+//!   handlers per resource, what creation endpoints share (`creation.rs`),
+//!   extraction, the problem-JSON [`ApiError`], metrics.
+//!   `docs/operations.md` lists every limit.
 //! - [`idempotency`]: the endpoint-agnostic machinery (`begin`, the
 //!   [`Claim`]) and its [`Policy`].
 //! - [`store`]: the [`KeyStore`] and [`Resources`] traits, one
@@ -31,6 +34,8 @@
 //!   `postgres` backends (migrations beside them), and [`Layer`]s.
 //! - [`domain`]: agents, deployments, payload validation and fingerprints.
 //! - [`auth`], [`clock`], [`reaper`], [`telemetry`].
+//! - [`readiness`]: the background write probe and its verdict, with
+//!   hysteresis: `/readyz` says whether the service can create.
 //! - `mutants` (feature `mutants` only): deliberately broken strategies,
 //!   one file each, for the harness to catch.
 //!
@@ -55,6 +60,7 @@ pub mod http;
 pub mod idempotency;
 #[cfg(feature = "mutants")]
 pub mod mutants;
+pub mod readiness;
 pub mod reaper;
 pub mod startup;
 pub mod store;

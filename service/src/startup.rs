@@ -1,5 +1,6 @@
-//! Building and running the application: pick the store, bind the
-//! listener, serve until the injected shutdown future resolves.
+//! Building and running the application: pick the stores, bind the
+//! listeners, serve until the injected shutdown future resolves, then
+//! drain within the deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,8 +14,13 @@ use crate::auth::Verifier;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::http::metrics::Metrics;
-use crate::http::{AppState, router};
+use crate::http::rate_limit::{self, OrgRateLimiter};
+use crate::http::request_head::HeadLimits;
+use crate::http::server::{self, ServeSettings};
+use crate::http::tenant_limit::TenantInFlight;
+use crate::http::{AppState, metrics_router, router};
 use crate::idempotency::Idempotency;
+use crate::readiness::{self, ProbeSettings, Readiness};
 use crate::reaper;
 use crate::store::Stores;
 use crate::store::memory::MemoryStore;
@@ -28,6 +34,18 @@ pub struct Application {
     address: SocketAddr,
     /// Routes with their state.
     router: axum::Router,
+    /// The `/metrics` listener and its address, when `METRICS_BIND` is set.
+    metrics: Option<(TcpListener, SocketAddr)>,
+    /// Counters behind `/metrics`.
+    metrics_state: Arc<Metrics>,
+    /// Connection-loop bounds of both listeners.
+    serve: ServeSettings,
+    /// Pruned while serving.
+    rate_limiter: Option<Arc<OrgRateLimiter>>,
+    /// Fed by the write probe while serving, read by `/readyz`.
+    readiness: Arc<Readiness>,
+    /// How the write probe runs.
+    probe: ProbeSettings,
     /// Handed to the reaper task when serving starts.
     stores: Stores,
     clock: Arc<dyn Clock>,
@@ -51,41 +69,80 @@ pub async fn connect_stores(config: &Config) -> anyhow::Result<Stores> {
         }
         None => {
             tracing::info!("using the in-memory store (set DATABASE_URL for Postgres)");
-            Arc::new(MemoryStore::new(config.terms())).stores()
+            Arc::new(MemoryStore::bounded(config.terms(), config.memory_limits())).stores()
         }
     })
 }
 
 impl Application {
-    /// Connects the configured stores and binds the listener.
+    /// Connects the configured stores and binds the listeners.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let stores = connect_stores(&config).await?;
         Self::build_with(config, stores, Arc::new(SystemClock)).await
     }
 
-    /// Binds the listener over given stores and clock (tests and the
+    /// Binds the listeners over given stores and clock (tests and the
     /// harness inject faulty stores and manual clocks here).
     pub async fn build_with(config: Config, stores: Stores, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let secret = config.auth_secret()?;
         if config.auth_secret.is_none() {
             tracing::warn!(
-                "AUTH_SECRET is not set: using the built-in development secret. \
+                "--insecure-dev-secret: using the development secret published in the source. \
                  Anyone can mint tokens for this service. Never deploy like this."
             );
         }
+        let metrics = Arc::new(Metrics::default());
+        let rate_limiter = OrgRateLimiter::new(config.rate_limit_per_org, config.rate_limit_burst).map(Arc::new);
+        let probe = config.probe_settings();
+        let readiness = Arc::new(Readiness::new(probe.fail_after, probe.recover_after));
         let state = AppState {
             idempotency: Idempotency::new(stores.keys.clone(), clock.clone(), config.policy()),
             stores: stores.clone(),
             clock: clock.clone(),
-            verifier: Arc::new(Verifier::new(config.auth_secret())?),
-            metrics: Arc::new(Metrics::default()),
+            verifier: Arc::new(Verifier::new(secret)?),
+            metrics: metrics.clone(),
             max_body_bytes: config.max_body_bytes,
+            body_timeout: config.http_body_timeout,
+            rate_limiter: rate_limiter.clone(),
+            list_page_max_bytes: config.list_page_max_bytes,
+            head_limits: HeadLimits {
+                max_uri_bytes: config.max_uri_bytes,
+                max_header_bytes: config.max_header_bytes,
+                max_headers: config.max_headers,
+            },
+            max_in_flight: config.max_in_flight.max(1),
+            tenant_in_flight: TenantInFlight::new(config.max_in_flight_per_org).map(Arc::new),
+            readiness: readiness.clone(),
+        };
+        let serve = ServeSettings {
+            header_timeout: config.http_header_timeout,
+            write_timeout: config.http_write_timeout,
+            max_connections: server::fit_connection_cap(config.max_connections.max(1)),
+            // hyper's own (bodiless) 414/431 only above twice ours.
+            backstop_head_bytes: 2 * (config.max_header_bytes + config.max_uri_bytes),
+            backstop_headers: 2 * config.max_headers,
+            drain: config.shutdown_drain_timeout,
         };
         let listener = TcpListener::bind(config.bind).await?;
         let address = listener.local_addr()?;
+        let metrics_listener = match config.metrics_bind {
+            Some(bind) => {
+                let listener = TcpListener::bind(bind).await?;
+                let address = listener.local_addr()?;
+                Some((listener, address))
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             address,
             router: router(state),
+            metrics: metrics_listener,
+            metrics_state: metrics,
+            serve,
+            rate_limiter,
+            readiness,
+            probe,
             stores,
             clock,
             reap_interval: config.idempotency_reap_interval,
@@ -97,14 +154,58 @@ impl Application {
         self.address.port()
     }
 
-    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    /// The address `/metrics` is served on, if any.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, address)| *address)
+    }
+
+    /// Serves until `shutdown` resolves, then drains open requests for at
+    /// most `SHUTDOWN_DRAIN_TIMEOUT` and returns.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let prober = tokio::spawn(readiness::run(
+            self.stores.keys.clone(),
+            self.clock.clone(),
+            self.readiness,
+            self.metrics_state.clone(),
+            self.probe,
+        ));
         let reaper = tokio::spawn(reaper::run(self.stores.keys, self.clock, self.reap_interval));
+        let pruner = self.rate_limiter.map(|limiter| {
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(rate_limit::PRUNE_INTERVAL);
+                loop {
+                    every.tick().await;
+                    limiter.prune();
+                }
+            })
+        });
+        // One signal, two listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let on_stop = || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let metrics = self.metrics.map(|(listener, address)| {
+            tracing::info!(%address, "serving /metrics");
+            let router = metrics_router(self.metrics_state);
+            tokio::spawn(server::serve(listener, router, self.serve.clone(), on_stop()))
+        });
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
         tracing::info!(address = %self.address, "listening");
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = server::serve(self.listener, self.router, self.serve, on_stop()).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         reaper.abort();
+        prober.abort();
+        if let Some(pruner) = pruner {
+            pruner.abort();
+        }
         served
     }
 
@@ -113,12 +214,14 @@ impl Application {
     /// harness run it.
     pub fn spawn(self) -> Running {
         let url = format!("http://{}", self.address);
+        let metrics_url = self.metrics_address().map(|address| format!("http://{address}"));
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(self.run_until_stopped(async {
             let _ = stopped.await;
         }));
         Running {
             url,
+            metrics_url,
             stop: Some(stop),
             served,
         }
@@ -129,6 +232,9 @@ impl Application {
 pub struct Running {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Where `/metrics` is served (`http://ADDRESS`), if `METRICS_BIND` is
+    /// set.
+    pub metrics_url: Option<String>,
     /// Fires the graceful shutdown.
     stop: Option<oneshot::Sender<()>>,
     /// The serving task.

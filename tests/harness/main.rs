@@ -384,6 +384,7 @@ fn url_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
         runtime.block_on(async {
             let config = idemproof_service::Config {
                 bind: "127.0.0.1:0".parse().expect("address"),
+                auth_secret: Some(DEV_AUTH_SECRET.to_owned()),
                 ..idemproof_service::Config::default()
             };
             let app = idemproof_service::Application::build(config)

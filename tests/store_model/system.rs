@@ -16,7 +16,9 @@ use idemproof_service::domain::deployment::{DeployEnvelope, Deployment, NewDeplo
 use idemproof_service::http::{agents, deployments};
 use idemproof_service::store::memory::MemoryStore;
 use idemproof_service::store::postgres::PgStore;
-use idemproof_service::store::{ClaimOutcome, KeyStore, Lease, OneStep, Resource, Resources, StoreError, Stores};
+use idemproof_service::store::{
+    ClaimOutcome, KeyStore, Lease, OneStep, PageBound, Resource, Resources, StoreError, Stores,
+};
 use serde_json::json;
 
 use crate::reference::{self, Expected, LEASE, Model, ORGS, Op, Payload, RecordState, SCOPES, ScopeId, TTL, USERS};
@@ -343,9 +345,18 @@ impl<R: Subject> Sut<R> {
         for org in ORGS {
             let listed = self
                 .resources
-                .list(org, self.parent(org), None, 500)
+                .list(
+                    org,
+                    self.parent(org),
+                    None,
+                    PageBound {
+                        rows: 500,
+                        bytes: usize::MAX,
+                    },
+                )
                 .await
                 .expect("list agents");
+            assert!(!listed.more, "one page holds every resource of organisation {org}");
             let mut want: Vec<(i64, usize)> = model
                 .agents
                 .iter()
@@ -354,10 +365,10 @@ impl<R: Subject> Sut<R> {
                 .map(|(n, _)| (self.agent_ids[n], n))
                 .collect();
             want.sort_unstable();
-            let ids: Vec<i64> = listed.iter().map(|a| a.id()).collect();
+            let ids: Vec<i64> = listed.items.iter().map(|a| a.id()).collect();
             let want_ids: Vec<i64> = want.iter().map(|(id, _)| *id).collect();
             assert_eq!(ids, want_ids, "agents of organisation {org}");
-            for (agent, (_, n)) in listed.iter().zip(&want) {
+            for (agent, (_, n)) in listed.items.iter().zip(&want) {
                 assert_agent(agent, &model.agents[*n]);
             }
         }

@@ -19,7 +19,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
-use idemproof_service::store::{ClaimOutcome, KeyStore, Layer, Lease, OneStep, Resource, Resources, StoreError};
+use idemproof_service::readiness::Probe;
+use idemproof_service::store::{
+    ClaimOutcome, KeyStore, Layer, Lease, Listed, OneStep, PageBound, Resource, Resources, StoreError,
+};
 use rand::{RngExt, SeedableRng};
 
 use crate::SeededRng;
@@ -233,6 +236,14 @@ impl Layer for FaultState {
         next.ping().await
     }
 
+    /// The readiness probe meets the same faults as every other call.
+    async fn probe_write(&self, next: &dyn KeyStore, now: Timestamp, patience: Duration) -> Probe {
+        match self.before().await {
+            Ok(_) => next.probe_write(now, patience).await,
+            Err(_) => Probe::Failed,
+        }
+    }
+
     async fn insert<R: Resource>(
         &self,
         next: &dyn Resources<R>,
@@ -282,10 +293,10 @@ impl Layer for FaultState {
         org: i64,
         parent: Option<i64>,
         after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<R>, StoreError> {
+        bound: PageBound,
+    ) -> Result<Listed<R>, StoreError> {
         self.before().await?;
-        next.list(org, parent, after, limit).await
+        next.list(org, parent, after, bound).await
     }
 }
 

@@ -5,6 +5,7 @@ use idemproof_models::{Fingerprint, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::bounds::{NUL_MESSAGE, object_problem};
 use super::canonical_json;
 
 /// Longest accepted agent name, in characters.
@@ -13,6 +14,26 @@ pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_DESCRIPTION_CHARS: usize = 4_000;
 /// Longest accepted agent type or industry, in characters.
 pub const MAX_LABEL_CHARS: usize = 64;
+/// Longest accepted system prompt, in characters (up to 256 KiB of UTF-8).
+pub const MAX_SYSTEM_PROMPT_CHARS: usize = 65_536;
+/// Largest accepted `config`, in bytes of compact JSON.
+pub const MAX_CONFIG_BYTES: usize = 65_536;
+/// Largest accepted `widget_config`, in bytes of compact JSON.
+pub const MAX_WIDGET_CONFIG_BYTES: usize = 16_384;
+/// The top-level fields of a creation body, so a problem found in the raw
+/// body (see `json_numbers`) can name its field.
+pub const BODY_FIELDS: [&str; 10] = [
+    "name",
+    "description",
+    "system_prompt",
+    "config",
+    "widget_config",
+    "agent_type",
+    "industry",
+    "auto_optimize",
+    "organization_id",
+    "idempotency_key",
+];
 /// Agent type used when the client sends none.
 pub const DEFAULT_AGENT_TYPE: &str = "assistant";
 
@@ -175,6 +196,8 @@ impl CreateEnvelope {
                 let trimmed = s.trim();
                 if trimmed.is_empty() {
                     errors.push(field_error("name", "must not be empty"));
+                } else if trimmed.contains('\0') {
+                    errors.push(field_error("name", NUL_MESSAGE));
                 } else if trimmed.chars().count() > MAX_NAME_CHARS {
                     errors.push(field_error(
                         "name",
@@ -189,12 +212,12 @@ impl CreateEnvelope {
             }
         };
         let description = optional_text(obj, "description", MAX_DESCRIPTION_CHARS, &mut errors);
-        let system_prompt = optional_text(obj, "system_prompt", usize::MAX, &mut errors);
+        let system_prompt = optional_text(obj, "system_prompt", MAX_SYSTEM_PROMPT_CHARS, &mut errors);
         let agent_type = optional_text(obj, "agent_type", MAX_LABEL_CHARS, &mut errors)
             .unwrap_or_else(|| DEFAULT_AGENT_TYPE.to_owned());
         let industry = optional_text(obj, "industry", MAX_LABEL_CHARS, &mut errors);
-        let config = optional_object(obj, "config", &mut errors);
-        let widget_config = optional_object(obj, "widget_config", &mut errors);
+        let config = optional_object(obj, "config", MAX_CONFIG_BYTES, &mut errors);
+        let widget_config = optional_object(obj, "widget_config", MAX_WIDGET_CONFIG_BYTES, &mut errors);
         let auto_optimize = match obj.get("auto_optimize") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -243,6 +266,10 @@ fn optional_text(
             errors.push(field_error(field, &format!("must be at most {max_chars} characters")));
             None
         }
+        Some(Value::String(s)) if s.contains('\0') => {
+            errors.push(field_error(field, NUL_MESSAGE));
+            None
+        }
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
             errors.push(field_error(field, "must be a string"));
@@ -251,10 +278,18 @@ fn optional_text(
     }
 }
 
-fn optional_object(obj: &Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Map<String, Value> {
+fn optional_object(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    max_bytes: usize,
+    errors: &mut Vec<FieldError>,
+) -> Map<String, Value> {
     match obj.get(field) {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
+        Some(Value::Object(m)) => {
+            errors.extend(object_problem(field, m, max_bytes));
+            m.clone()
+        }
         Some(_) => {
             errors.push(field_error(field, "must be a JSON object"));
             Map::new()
@@ -355,6 +390,40 @@ mod tests {
             .expect("valid");
         assert_eq!(ok.organization_id, Some(7));
         assert_eq!(ok.idempotency_key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn nul_anywhere_is_a_validation_error() {
+        for (field, body) in [
+            ("name", json!({"name": "a\u{0}b"})),
+            ("description", json!({"name": "a", "description": "\u{0}"})),
+            ("system_prompt", json!({"name": "a", "system_prompt": "x\u{0}"})),
+            ("agent_type", json!({"name": "a", "agent_type": "\u{0}"})),
+            ("industry", json!({"name": "a", "industry": "re\u{0}tail"})),
+            ("config", json!({"name": "a", "config": {"k\u{0}": 1}})),
+            (
+                "config",
+                json!({"name": "a", "config": {"k": ["ok", {"deep": "\u{0}"}]}}),
+            ),
+            ("widget_config", json!({"name": "a", "widget_config": {"k": "\u{0}"}})),
+        ] {
+            match CreateEnvelope::from_json(&body) {
+                Err(BodyError::Invalid(errors)) => assert_eq!(errors[0].field, field, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn field_sizes_are_bounded() {
+        let at = |field: &str, v: Value| CreateEnvelope::from_json(&json!({"name": "a", field: v}));
+        assert!(at("system_prompt", json!("p".repeat(MAX_SYSTEM_PROMPT_CHARS))).is_ok());
+        assert!(at("system_prompt", json!("p".repeat(MAX_SYSTEM_PROMPT_CHARS + 1))).is_err());
+        let sized = |bytes: usize| json!({"k": "v".repeat(bytes - r#"{"k":""}"#.len())});
+        assert!(at("config", sized(MAX_CONFIG_BYTES)).is_ok());
+        assert!(at("config", sized(MAX_CONFIG_BYTES + 1)).is_err());
+        assert!(at("widget_config", sized(MAX_WIDGET_CONFIG_BYTES)).is_ok());
+        assert!(at("widget_config", sized(MAX_WIDGET_CONFIG_BYTES + 1)).is_err());
     }
 
     #[test]

@@ -7,10 +7,16 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::agent::{BodyError, FieldError};
+use super::bounds::object_problem;
 use super::canonical_json;
 
 /// Where an agent can be published.
 pub const CHANNELS: [&str; 6] = ["web", "slack", "teams", "whatsapp", "email", "api"];
+/// Largest accepted `settings`, in bytes of compact JSON.
+pub const MAX_SETTINGS_BYTES: usize = 16_384;
+/// The top-level fields of a deployment body, so a problem found in the
+/// raw body (see `json_numbers`) can name its field.
+pub const BODY_FIELDS: [&str; 4] = ["channel", "settings", "organization_id", "idempotency_key"];
 
 /// A stored deployment, as every endpoint returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -119,7 +125,10 @@ impl DeployEnvelope {
         };
         let settings = match obj.get("settings") {
             None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => m.clone(),
+            Some(Value::Object(m)) => {
+                errors.extend(object_problem("settings", m, MAX_SETTINGS_BYTES));
+                m.clone()
+            }
             Some(_) => {
                 errors.push(error("settings", "must be a JSON object".into()));
                 Map::new()
@@ -193,6 +202,26 @@ mod tests {
                 other => panic!("{body}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn settings_are_bounded_and_free_of_nul() {
+        let sized = |bytes: usize| json!({"k": "v".repeat(bytes - r#"{"k":""}"#.len())});
+        let at = |settings: Value| DeployEnvelope::from_json(&json!({"channel": "web", "settings": settings}));
+        assert!(at(sized(MAX_SETTINGS_BYTES)).is_ok());
+        for refused in [
+            sized(MAX_SETTINGS_BYTES + 1),
+            json!({"k": "\u{0}"}),
+            json!({"k\u{0}": 1}),
+            json!({"k": [{"deep": "a\u{0}b"}]}),
+        ] {
+            match at(refused.clone()) {
+                Err(BodyError::Invalid(errors)) => assert_eq!(errors[0].field, "settings", "{refused}"),
+                other => panic!("{refused}: {other:?}"),
+            }
+        }
+        let nul_channel = DeployEnvelope::from_json(&json!({"channel": "web\u{0}"}));
+        assert!(matches!(nul_channel, Err(BodyError::Invalid(_))));
     }
 
     #[test]

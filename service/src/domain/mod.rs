@@ -3,5 +3,7 @@
 //! fingerprinted, and what is stored.
 
 pub mod agent;
+pub mod bounds;
 pub mod canonical_json;
 pub mod deployment;
+pub mod json_numbers;

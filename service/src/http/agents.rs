@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::extract::{QueryParams, idempotency_key, json_body, organization_id, params};
 use super::listing;
 use crate::auth::User;
-use crate::domain::agent::{Agent, CreateEnvelope, NewAgent};
+use crate::domain::agent::{self, Agent, CreateEnvelope, NewAgent};
 use crate::idempotency::Executed;
 
 /// The idempotency scope's endpoint part for agent creation.
@@ -59,7 +59,7 @@ async fn create_agent(
 ) -> Result<Executed<Agent>, ApiError> {
     let user = user?;
     let organization_id = organization_id(&params(query)?, &user)?;
-    let body = json_body(headers, body, state.max_body_bytes)?;
+    let body = json_body(headers, body, state.max_body_bytes, &agent::BODY_FIELDS)?;
     let envelope = CreateEnvelope::from_json(&body)?;
     same_organization(envelope.organization_id, organization_id)?;
     let key = idempotency_key(headers, envelope.idempotency_key.as_deref())?;
@@ -111,7 +111,14 @@ pub(super) async fn find(state: &AppState, organization_id: i64, id: Option<Stri
 pub async fn list(State(state): State<AppState>, user: User, query: QueryParams) -> Result<Response, ApiError> {
     let params = params(query)?;
     let organization_id = organization_id(&params, &user)?;
-    let page = listing::page(&*state.stores.agents, &params, organization_id, None).await?;
+    let page = listing::page(
+        &*state.stores.agents,
+        &params,
+        organization_id,
+        None,
+        state.list_page_max_bytes,
+    )
+    .await?;
     Ok(success(
         Page {
             agents: &page.items,

@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::extract::{QueryParams, idempotency_key, json_body, organization_id, params};
 use super::listing;
 use crate::auth::User;
-use crate::domain::deployment::{DeployEnvelope, Deployment, NewDeployment};
+use crate::domain::deployment::{self, DeployEnvelope, Deployment, NewDeployment};
 use crate::idempotency::Executed;
 
 const NAMED: Named = Named {
@@ -70,7 +70,7 @@ async fn deploy(
 ) -> Result<Executed<Deployment>, ApiError> {
     let user = user?;
     let organization_id = organization_id(&params(query)?, &user)?;
-    let body = json_body(headers, body, state.max_body_bytes)?;
+    let body = json_body(headers, body, state.max_body_bytes, &deployment::BODY_FIELDS)?;
     let envelope = DeployEnvelope::from_json(&body)?;
     same_organization(envelope.organization_id, organization_id)?;
     let key = idempotency_key(headers, envelope.idempotency_key.as_deref())?;
@@ -129,7 +129,14 @@ pub async fn list(
     let params = params(query)?;
     let organization_id = organization_id(&params, &user)?;
     let agent = agents::find(&state, organization_id, agent_id.ok().map(|Path(id)| id)).await?;
-    let page = listing::page(&*state.stores.deployments, &params, organization_id, Some(agent.id)).await?;
+    let page = listing::page(
+        &*state.stores.deployments,
+        &params,
+        organization_id,
+        Some(agent.id),
+        state.list_page_max_bytes,
+    )
+    .await?;
     Ok(success(
         Page {
             deployments: &page.items,

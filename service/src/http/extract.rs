@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::auth::{AuthError, User};
+use crate::auth::{AuthError, User, Verifier};
+use crate::domain::agent::FieldError;
+use crate::domain::json_numbers::inexact_numbers;
 
 /// Name of the request header carrying the key (IETF draft).
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -21,15 +23,30 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
+    /// The user the gate (`http::gate`) already authenticated, or else
+    /// the one the bearer token names.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
-        let value = value.to_str().map_err(|_| AuthError::Invalid)?;
-        let (scheme, token) = value.split_once(' ').ok_or(AuthError::Invalid)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthError::Missing.into());
+        if let Some(user) = parts.extensions.get::<User>() {
+            return Ok(user.clone());
         }
-        Ok(state.verifier.verify(token.trim())?)
+        Ok(bearer_user(&parts.headers, &state.verifier)?)
     }
+}
+
+/// The user named by the one `Authorization: Bearer` header. Two such
+/// headers are refused: proxies and servers disagree on which one counts.
+pub fn bearer_user(headers: &HeaderMap, verifier: &Verifier) -> Result<User, AuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::Missing)?;
+    if values.next().is_some() {
+        return Err(AuthError::Ambiguous);
+    }
+    let value = value.to_str().map_err(|_| AuthError::Invalid)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Invalid)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Missing);
+    }
+    verifier.verify(token.trim())
 }
 
 /// Query parameters, parsed leniently so each handler can give a precise
@@ -57,9 +74,52 @@ pub fn organization_id(params: &HashMap<String, String>, user: &User) -> Result<
     Ok(id)
 }
 
-/// Parses a JSON body after checking its content type and size.
-pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Value, ApiError> {
-    let is_json = headers
+/// Parses a JSON body after checking its content type and size, and
+/// refuses numbers that would not be stored as sent (`json_numbers`),
+/// naming the top-level field (one of `fields`, else `body`) each is in.
+pub fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+    fields: &[&'static str],
+) -> Result<Value, ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit),
+        _ => ApiError::bad_request("invalid_body", "the request body could not be read"),
+    })?;
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    let inexact = inexact_numbers(&bytes);
+    if !inexact.is_empty() {
+        return Err(ApiError::Validation(
+            inexact
+                .into_iter()
+                .map(|n| FieldError {
+                    field: top_field(&n.pointer, fields),
+                    message: format!(
+                        "the number {} at {} {}; send it as a string",
+                        n.literal, n.pointer, n.reason
+                    ),
+                })
+                .collect(),
+        ));
+    }
+    Ok(value)
+}
+
+/// The body field (one of `fields`) a JSON pointer starts in, or `body`.
+fn top_field(pointer: &str, fields: &[&'static str]) -> &'static str {
+    let first = pointer.split('/').nth(1).unwrap_or_default();
+    fields.iter().find(|f| **f == first).copied().unwrap_or("body")
+}
+
+/// Whether the content type is JSON (`application/json` or any
+/// `application/*+json`).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -67,16 +127,7 @@ pub fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>, limit
             let mime = mime.trim().to_ascii_lowercase();
             mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
-        .unwrap_or(false);
-    if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let bytes = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit),
-        _ => ApiError::bad_request("invalid_body", "the request body could not be read"),
-    })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))
+        .unwrap_or(false)
 }
 
 /// The idempotency key from the `Idempotency-Key` header and/or the body's

@@ -1,10 +1,17 @@
 //! Keyset pagination, shared by the list endpoints: `limit` (1-500,
-//! default 50) and an opaque `cursor` (today the last id seen).
+//! default 50) and an opaque `cursor` (today the last id seen). A page is
+//! bounded in bytes as well (`LIST_PAGE_MAX_BYTES` of resources' JSON):
+//! it stops early, with a `next_cursor`, rather than exceed it, and holds
+//! at least one resource, so paging always progresses. The store stops
+//! reading at the bound (`Resources::list`); the bound is re-checked here
+//! exactly, since Postgres measures a row as `row_to_json` does, a few
+//! bytes off what is sent.
 
 use std::collections::HashMap;
 
 use super::error::ApiError;
-use crate::store::{Resource, Resources};
+use crate::domain::bounds::json_len;
+use crate::store::{PageBound, Resource, Resources};
 
 /// Default and largest page size.
 const DEFAULT_LIMIT: u32 = 50;
@@ -17,12 +24,14 @@ pub(super) struct Page<R> {
 }
 
 /// The page of `organization_id`'s resources (under `parent`) that the
-/// `limit` and `cursor` query parameters ask for.
+/// `limit` and `cursor` query parameters ask for, in at most `max_bytes`
+/// of JSON (or one resource, if the first alone is larger).
 pub(super) async fn page<R: Resource>(
     resources: &dyn Resources<R>,
     params: &HashMap<String, String>,
     organization_id: i64,
     parent: Option<i64>,
+    max_bytes: usize,
 ) -> Result<Page<R>, ApiError> {
     let limit = match params.get("limit") {
         None => DEFAULT_LIMIT,
@@ -44,10 +53,21 @@ pub(super) async fn page<R: Resource>(
                 ApiError::bad_request("invalid_cursor", "cursor must be a value returned as next_cursor")
             })?),
         };
-    // One more than asked tells whether there is a next page.
-    let mut items = resources.list(organization_id, parent, after, limit + 1).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
+    let bound = PageBound {
+        rows: limit,
+        bytes: max_bytes,
+    };
+    let listed = resources.list(organization_id, parent, after, bound).await?;
+    let (mut items, mut more) = (listed.items, listed.more);
+    let mut bytes = 0;
+    if let Some(over) = items.iter().enumerate().position(|(i, item)| {
+        bytes += json_len(item) + 1;
+        i > 0 && bytes > max_bytes
+    }) {
+        items.truncate(over);
+        more = true;
+    }
+    let next_cursor = if more {
         items.last().map(|r| r.id().to_string())
     } else {
         None

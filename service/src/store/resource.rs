@@ -17,7 +17,9 @@ pub type PgQuery<'q, R> = sqlx::query::QueryAs<'q, sqlx::Postgres, R, PgArgument
 ///
 /// Every resource table has an `id BIGINT` drawn from the table's own
 /// sequence and an `organization_id`, leading its primary key.
-pub trait Resource: Clone + Send + Sync + Unpin + 'static + for<'r> sqlx::FromRow<'r, PgRow> {
+pub trait Resource:
+    Clone + Send + Sync + Unpin + 'static + serde::Serialize + for<'r> sqlx::FromRow<'r, PgRow>
+{
     /// What creating one takes: validated, normalised, its tenant included.
     type New: Send + Sync + 'static;
 
@@ -68,6 +70,26 @@ pub enum OneStep<R> {
     Taken,
 }
 
+/// How much one listing call may return: at most `rows` resources, and
+/// no more than `bytes` of their JSON (with a separator each) unless the
+/// first alone is larger, so a page always progresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageBound {
+    /// Most resources.
+    pub rows: u32,
+    /// Most bytes of JSON, past the first resource.
+    pub bytes: usize,
+}
+
+/// A listing as the store cut it.
+#[derive(Debug, PartialEq)]
+pub struct Listed<R> {
+    /// The resources, by id.
+    pub items: Vec<R>,
+    /// Whether more resources follow the last one.
+    pub more: bool,
+}
+
 /// One kind of resource on one backend, with the two writes that commit a
 /// resource together with its key.
 #[async_trait]
@@ -97,14 +119,18 @@ pub trait Resources<R: Resource>: Send + Sync + 'static {
     /// The resource `id` if it belongs to `organization_id`.
     async fn get(&self, organization_id: i64, id: i64) -> Result<Option<R>, StoreError>;
 
-    /// Up to `limit` resources of `organization_id` whose parent is
-    /// `parent` (`None` for a resource that is not nested, the parent's id
-    /// for one that is) with ids above `after`, by id.
+    /// The resources of `organization_id` whose parent is `parent` (`None`
+    /// for a resource that is not nested, the parent's id for one that is)
+    /// with ids above `after`, by id, within `bound`: the backend stops
+    /// reading at the bound (in rows and in bytes), so a page of large
+    /// resources is never fetched whole to be cut afterwards. Each backend
+    /// measures a resource's JSON its own way (memory exactly, Postgres as
+    /// `row_to_json`), so callers that need an exact bound re-check it.
     async fn list(
         &self,
         organization_id: i64,
         parent: Option<i64>,
         after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<R>, StoreError>;
+        bound: PageBound,
+    ) -> Result<Listed<R>, StoreError>;
 }

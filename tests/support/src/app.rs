@@ -52,11 +52,11 @@ impl Backend {
     }
 
     /// Fresh stores of this kind (a new database on Postgres) with
-    /// `config`'s terms.
+    /// `config`'s terms, memory bounds and pool size.
     pub async fn fixture(&self, config: &Config) -> Fixture {
         match self.postgres() {
             None => {
-                let memory = Arc::new(MemoryStore::new(config.terms()));
+                let memory = Arc::new(MemoryStore::bounded(config.terms(), config.memory_limits()));
                 Fixture {
                     stores: memory.stores(),
                     memory: Some(memory),
@@ -65,7 +65,7 @@ impl Backend {
             }
             Some((server, schema)) => {
                 let url = server.fresh_database().await.expect("create a test database");
-                let store = PgStore::connect(&url, 16, config.terms(), schema)
+                let store = PgStore::connect(&url, config.database_max_connections, config.terms(), schema)
                     .await
                     .expect("connect to the test database");
                 Fixture {
@@ -82,6 +82,8 @@ impl Backend {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the `/metrics` listener, when configured.
+    pub metrics_base: Option<String>,
     /// One connection pool, for hand-built requests.
     pub client: reqwest::Client,
     /// The stores the service runs on, for direct claims and inserts.
@@ -145,11 +147,13 @@ impl Reply {
     }
 }
 
-/// The default test configuration: port 0, test secret, short waits.
+/// The default test configuration: port 0 (and a `/metrics` listener on
+/// port 0), test secret, short waits.
 pub fn test_config() -> Config {
     Config {
         bind: "127.0.0.1:0".parse().expect("address"),
         auth_secret: Some(SECRET.into()),
+        metrics_bind: Some("127.0.0.1:0".parse().expect("address")),
         idempotency_wait: std::time::Duration::from_secs(5),
         ..Config::default()
     }
@@ -174,6 +178,7 @@ impl TestApp {
             .spawn();
         Self {
             base: running.url.clone(),
+            metrics_base: running.metrics_url.clone(),
             client: reqwest::Client::new(),
             stores: fixture.stores,
             memory: fixture.memory,
@@ -277,6 +282,29 @@ impl TestApp {
             .iter()
             .filter(|a| a["idempotency_key"] == key)
             .count()
+    }
+
+    /// `GET /readyz`.
+    pub async fn readyz(&self) -> Reply {
+        self.send(self.client.get(format!("{}/readyz", self.base))).await
+    }
+
+    /// The value of one sample of `/metrics` (`name{labels}` as rendered),
+    /// scraped from the metrics listener.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let base = self.metrics_base.as_deref().expect("a metrics listener");
+        let text = self
+            .client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample `{sample}` in\n{text}"))
     }
 
     /// Rows in a table, when on Postgres.

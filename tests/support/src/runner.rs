@@ -24,15 +24,22 @@ pub type Case = fn(Backend) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 pub enum Backends {
     /// Both stores: in memory, and on Postgres in each schema.
     Both,
+    /// Both stores, Postgres in its plain schema only: for cases about the
+    /// HTTP layer, which no table layout can change.
+    Stores,
     /// Postgres only, in each schema.
     PostgresOnly,
+    /// The in-memory store only (its bounds).
+    MemoryOnly,
 }
 
 impl Backends {
     fn kinds(self) -> &'static [Kind] {
         match self {
             Backends::Both => &[Kind::Memory, Kind::Postgres, Kind::Partitioned],
+            Backends::Stores => &[Kind::Memory, Kind::Postgres],
             Backends::PostgresOnly => &[Kind::Postgres, Kind::Partitioned],
+            Backends::MemoryOnly => &[Kind::Memory],
         }
     }
 }

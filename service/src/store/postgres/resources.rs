@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 
 use super::statements::Statements;
 use super::{PgStore, corrupt};
-use crate::store::{Lease, OneStep, Resource, Resources, StoreError};
+use crate::store::{Lease, Listed, OneStep, PageBound, Resource, Resources, StoreError};
 
 /// The [`Resources`] store of `R` on Postgres.
 pub(super) struct PgResources<R> {
@@ -46,6 +46,21 @@ impl<'r, R: sqlx::FromRow<'r, PgRow>> sqlx::FromRow<'r, PgRow> for Completed<R> 
             fingerprint: row.try_get("key_fingerprint")?,
             created_at: row.try_get("key_created_at")?,
             expires_at: row.try_get("key_expires_at")?,
+        })
+    }
+}
+
+/// A row of [`Statements::list`]: a resource and whether another follows.
+struct ListedRow<R> {
+    resource: R,
+    more: bool,
+}
+
+impl<'r, R: sqlx::FromRow<'r, PgRow>> sqlx::FromRow<'r, PgRow> for ListedRow<R> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            resource: R::from_row(row)?,
+            more: row.try_get("page_more")?,
         })
     }
 }
@@ -134,15 +149,24 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         organization_id: i64,
         parent: Option<i64>,
         after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<R>, StoreError> {
+        bound: PageBound,
+    ) -> Result<Listed<R>, StoreError> {
         let mut query = sqlx::query_as(&self.sql.list)
             .bind(organization_id)
             .bind(after.unwrap_or(i64::MIN))
-            .bind(i64::from(limit));
+            .bind(i64::from(bound.rows))
+            .bind(i64::try_from(bound.bytes).unwrap_or(i64::MAX));
         if R::PARENT.is_some() {
             query = query.bind(parent);
         }
-        query.fetch_all(&self.store.pool).await.map_err(StoreError::unavailable)
+        let rows: Vec<ListedRow<R>> = query
+            .fetch_all(&self.store.pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+        let more = rows.last().is_some_and(|row| row.more);
+        Ok(Listed {
+            items: rows.into_iter().map(|row| row.resource).collect(),
+            more,
+        })
     }
 }

@@ -34,8 +34,9 @@ pub(super) struct Statements {
     pub completing: String,
     /// One resource of one tenant. Binds: org, id.
     pub get: String,
-    /// A page of a tenant's resources by id. Binds: org, after, limit (and
-    /// the parent, for a nested resource).
+    /// A page of a tenant's resources by id, bounded in rows and in bytes
+    /// ([`list_sql`]). Binds: org, after, rows, bytes (and the parent, for
+    /// a nested resource).
     pub list: String,
 }
 
@@ -46,7 +47,6 @@ impl Statements {
         let columns = R::COLUMNS.join(", ");
         let values = params(1, R::COLUMNS.len());
         let keys = R::COLUMNS.len() + 1;
-        let parent = R::PARENT.map(|p| format!(" AND {p} = $4")).unwrap_or_default();
         Self {
             insert: format!("INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING *"),
             one_step: one_step_sql::<R>(),
@@ -76,7 +76,7 @@ RETURNING *",
                 keys + 4
             ),
             get: format!("SELECT * FROM {table} WHERE organization_id = $1 AND id = $2"),
-            list: format!("SELECT * FROM {table} WHERE organization_id = $1 AND id > $2{parent} ORDER BY id LIMIT $3"),
+            list: list_sql::<R>(),
         }
     }
 }
@@ -103,6 +103,34 @@ pub fn one_step_sql<R: Resource>() -> String {
 INSERT INTO {table} (id, {columns})
 SELECT resource_id, {values} FROM completed
 RETURNING *"
+    )
+}
+
+/// The listing of `R`: the tenant's rows after a cursor, by id, with a
+/// running sum of their size as JSON (`row_to_json`, plus one byte of
+/// separator each), cut where the sum passes the byte bound (the first
+/// row is always kept, so paging progresses). The inner `LIMIT` bounds
+/// the rows Postgres reads and the outer filter what it sends: rows past
+/// the byte bound are measured inside the database and never cross the
+/// wire. `page_more` says whether a row follows (`lead`), so the caller
+/// knows whether there is a next page without asking for one row more.
+fn list_sql<R: Resource>() -> String {
+    let table = R::TABLE;
+    let parent = R::PARENT.map(|p| format!(" AND r.{p} = $5")).unwrap_or_default();
+    format!(
+        "SELECT * FROM (
+    SELECT r.*,
+           sum(octet_length(row_to_json(r)::text) + 1) OVER w AS page_bytes,
+           row_number() OVER w AS page_row,
+           lead(r.id) OVER w IS NOT NULL AS page_more
+      FROM {table} r
+     WHERE r.organization_id = $1 AND r.id > $2{parent}
+    WINDOW w AS (ORDER BY r.id)
+     ORDER BY r.id
+     LIMIT $3
+) page
+ WHERE page_row = 1 OR page_bytes <= $4
+ ORDER BY id"
     )
 }
 
@@ -148,7 +176,7 @@ mod tests {
             assert_eq!(placeholders(&s.completing), (1..=columns + 5).collect::<Vec<_>>());
             assert_eq!(placeholders(&s.replay), [1, 2, 3, 4]);
         }
-        assert_eq!(placeholders(&Statements::of::<Agent>().list), [1, 2, 3]);
-        assert_eq!(placeholders(&Statements::of::<Deployment>().list), [1, 2, 3, 4]);
+        assert_eq!(placeholders(&Statements::of::<Agent>().list), [1, 2, 3, 4]);
+        assert_eq!(placeholders(&Statements::of::<Deployment>().list), [1, 2, 3, 4, 5]);
     }
 }

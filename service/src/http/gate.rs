@@ -1,0 +1,124 @@
+//! The gate in front of every organisation-scoped API route: who is
+//! asking, for which organisation, within its quota, and only then the
+//! body, bounded in size and time.
+//!
+//! Order matters for what an attacker can make the service hold:
+//!
+//! 1. the bearer token (401): an anonymous client never gets a byte of
+//!    its body read, and an `Expect: 100-continue` client never gets its
+//!    `100 Continue` (hyper sends it only when the body is first read);
+//! 2. `organization_id` and membership (400, 403);
+//! 3. the organisation's rate (429 `rate_limited`, see `rate_limit`);
+//! 4. the organisation's requests in flight (429 `too_many_in_flight`,
+//!    see `tenant_limit`): the slot taken here is held until the request
+//!    has been handled;
+//! 5. a body that is not JSON by its content type (415);
+//! 6. a declared `Content-Length` over `MAX_BODY_BYTES` (413, before
+//!    reading anything);
+//! 7. the body itself, at most `MAX_BODY_BYTES` (413 for a chunked body
+//!    that grows past it) within `HTTP_BODY_TIMEOUT` (408).
+//!
+//! The handlers then find the body already in memory and the [`User`] in
+//! the request's extensions.
+
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody};
+use axum::extract::{Query, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{bearer_user, is_json, organization_id, params};
+use super::metrics::Outcome;
+use super::tenant_limit::Slot;
+
+/// The middleware (`axum::middleware::from_fn_with_state`).
+pub async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Every POST of the API creates (an agent or a deployment), and its
+    // refusals here count among the creation outcomes as the handlers'
+    // refusals do.
+    let is_create = request.method() == Method::POST;
+    match check(&state, request).await {
+        Ok((request, _slot)) => next.run(request).await,
+        Err(refused) => {
+            if is_create {
+                state.metrics.record(match refused {
+                    ApiError::RateLimited { .. } => Outcome::RateLimited,
+                    ApiError::TenantBusy { .. } => Outcome::ConcurrencyLimited,
+                    _ => Outcome::Invalid,
+                });
+            }
+            refused.into_response()
+        }
+    }
+}
+
+/// The request with its body read, and its organisation's in-flight slot
+/// (if there is a cap), to hold while it is handled.
+async fn check(state: &AppState, request: Request) -> Result<(Request, Option<Slot>), ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let user = bearer_user(&parts.headers, &state.verifier)?;
+    let organization_id = organization_id(&params(Query::try_from_uri(&parts.uri))?, &user)?;
+    if let Some(limiter) = &state.rate_limiter {
+        limiter.check(organization_id).map_err(|wait| ApiError::RateLimited {
+            organization_id,
+            retry_after_secs: whole_seconds(wait),
+        })?;
+    }
+    let slot = match &state.tenant_in_flight {
+        Some(cap) => Some(cap.enter(organization_id).ok_or(ApiError::TenantBusy {
+            organization_id,
+            limit: cap.limit(),
+        })?),
+        None => None,
+    };
+    // Every body the API takes is JSON: anything else is refused before
+    // it is read (and before its size is, as the handlers always did).
+    if !body.is_end_stream() && !is_json(&parts.headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    parts.extensions.insert(user);
+    let body = read_body(body, state.max_body_bytes, state.body_timeout).await?;
+    Ok((Request::from_parts(parts, body), slot))
+}
+
+/// The whole body in memory, or why not.
+async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Body, ApiError> {
+    if body.is_end_stream() {
+        return Ok(body);
+    }
+    // hyper's size hint is the declared Content-Length when there is one.
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Err(_elapsed) => Err(ApiError::RequestTimeout),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::PayloadTooLarge(limit)),
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "invalid_body",
+            "the request body could not be read",
+        )),
+        Ok(Ok(collected)) => Ok(Body::from(collected.to_bytes())),
+    }
+}
+
+/// `Retry-After` seconds: rounded up, at least 1.
+fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(2)), 2);
+        assert_eq!(whole_seconds(Duration::from_millis(2001)), 3);
+    }
+}
