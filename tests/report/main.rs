@@ -34,6 +34,11 @@ const CAUGHT_IN: &str = "cross-tenant";
 /// What it breaks there.
 const KNOWN: &str = "tenant-isolation";
 
+/// `cache-failures` replays a failure caused by a fault: `db-error`
+/// catches it, with the fault's window in every timeline.
+const FAULT_STRATEGY: &str = "cache-failures";
+const FAULT_SCENARIO: &str = "db-error";
+
 /// A clean scenario and one the in-memory target cannot run (skipped)
 /// beside it, so every kind of test case is written.
 const SCENARIOS: &str = "double-click,cross-tenant,crash";
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
     let runtime: Runtime = Arc::new(tokio::runtime::Runtime::new().expect("tokio runtime"));
     let suite: Arc<OnceLock<Result<Outputs, String>>> = Arc::default();
     let mutants: Arc<OnceLock<Result<Outputs, String>>> = Arc::default();
+    let faults: Arc<OnceLock<Result<Outputs, String>>> = Arc::default();
     let trials = vec![
         with(
             &runtime,
@@ -67,6 +73,7 @@ fn main() -> ExitCode {
             suite_html_in_chromium,
         ),
         with(&runtime, &suite, "suite", "junit_structure", suite_junit_structure),
+        with(&runtime, &faults, "suite", "fault_windows_shaded", fault_windows_shaded),
         with(
             &runtime,
             &mutants,
@@ -105,8 +112,23 @@ fn with(
     f: fn(&Outputs) -> Result<(), String>,
 ) -> Trial {
     let (runtime, cell) = (runtime.clone(), cell.clone());
+    let faults = name.starts_with("fault");
     Trial::test(format!("{command}::{name}"), move || {
-        let out = cell.get_or_init(|| run_command(&runtime, command));
+        let out = cell.get_or_init(|| {
+            if faults {
+                let args = ["--strategy", FAULT_STRATEGY, "--scenario", FAULT_SCENARIO];
+                run_command(&runtime, "suite", "faults", &args)
+            } else if command == "suite" {
+                run_command(
+                    &runtime,
+                    command,
+                    command,
+                    &["--strategy", STRATEGY, "--scenario", SCENARIOS],
+                )
+            } else {
+                run_command(&runtime, command, command, &["--scenario", CAUGHT_IN])
+            }
+        });
         f(out.as_ref().map_err(Failed::from)?).map_err(Failed::from)
     })
 }
@@ -119,23 +141,14 @@ fn scratch(name: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// `idemproof <command>` with the broken strategy, every report written.
-fn run_command(runtime: &Runtime, command: &str) -> Result<Outputs, String> {
-    let dir = scratch(command)?;
+/// `idemproof <command> --target memory <extra>` at the smoke sizes, every
+/// report written to the scratch directory `name`.
+fn run_command(runtime: &Runtime, command: &str, name: &str, extra: &[&str]) -> Result<Outputs, String> {
+    let dir = scratch(name)?;
     let (html, junit, json) = (dir.join("report.html"), dir.join("junit.xml"), dir.join("report.json"));
     let seed = SEED.to_string();
     let mut args: Vec<String> = vec!["idemproof".into(), command.into(), "--target".into(), "memory".into()];
-    if command == "suite" {
-        args.extend([
-            "--strategy".into(),
-            STRATEGY.into(),
-            "--scenario".into(),
-            SCENARIOS.into(),
-        ]);
-    } else {
-        args.extend(["--scenario".into(), CAUGHT_IN.into()]);
-    }
-    args.extend(SIZES.iter().map(|s| (*s).to_owned()));
+    args.extend(extra.iter().chain(&SIZES).map(|s| (*s).to_owned()));
     for (flag, value) in [
         ("--seed", seed.as_str()),
         ("--out", &dir.display().to_string()),
@@ -247,6 +260,64 @@ fn suite_html_in_chromium(out: &Outputs) -> Result<(), String> {
     let png = out.dir.join("report.png");
     chromium::screenshot(&out.html, &anchor, &png, (1280, 1600), &out.dir)?;
     eprintln!("screenshot: {}", png.display());
+    Ok(())
+}
+
+/// Every timeline of a run with a fault shades the fault's window: behind
+/// all its lanes, from where the fault began to where it ended on the
+/// timeline's time axis.
+fn fault_windows_shaded(out: &Outputs) -> Result<(), String> {
+    let page = measure::measure(&out.html, &out.dir)?;
+    let scenario = &runs(&out.json)[0]["scenarios"][0];
+    let windows = scenario["fault_windows"].as_array().ok_or("no fault windows")?;
+    if windows.is_empty() || page.violations.is_empty() {
+        return Err(format!(
+            "{FAULT_STRATEGY} in {FAULT_SCENARIO}: {} windows, {} violations drawn",
+            windows.len(),
+            page.violations.len()
+        ));
+    }
+    let at = |e: &Value, k: &str| e[k].as_u64().unwrap_or_default();
+    for d in &page.violations {
+        let n: usize = d
+            .anchor
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or("anchor")?;
+        let v = &scenario["violations"][n];
+        check_drawn(d, v)?;
+        let events = v["events"].as_array().ok_or("no events")?;
+        let t0 = events.iter().map(|e| at(e, "invoke_us")).min().unwrap_or(0);
+        let t1 = events.iter().map(|e| at(e, "return_us")).max().unwrap_or(0).max(t0 + 1);
+        let in_force: Vec<&Value> = windows
+            .iter()
+            .filter(|w| at(w, "from_us") < t1 && w["to_us"].as_u64().is_none_or(|to| to > t0))
+            .collect();
+        if d.faults.len() != in_force.len() {
+            return Err(format!(
+                "{}: {} faults shaded, {} in force",
+                d.anchor,
+                d.faults.len(),
+                in_force.len()
+            ));
+        }
+        let (first, last) = (d.lanes.first().ok_or("no lane")?, d.lanes.last().ok_or("no lane")?);
+        let (track, top, bottom) = (&first.track, first.track.y, last.track.y + last.track.h);
+        let x = |t: u64| track.x + (t.clamp(t0, t1) - t0) as f64 / (t1 - t0) as f64 * track.w;
+        for (f, w) in d.faults.iter().zip(in_force) {
+            let from = x(at(w, "from_us"));
+            let to = w["to_us"].as_u64().map_or(track.x + track.w, x);
+            // At least a sliver wide, however short the fault.
+            let placed = (f.x - from).abs() <= 2.0 && (f.x + f.w - to).abs() <= 2.0_f64.max(track.w * 0.004);
+            if !placed || f.y > top + 1.0 || f.y + f.h < bottom - 1.0 || f.name.is_empty() {
+                return Err(format!(
+                    "{}: fault {f:?} should span x {from:.1}..{to:.1}, y {top:.1}..{bottom:.1}",
+                    d.anchor
+                ));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ const PROBE: &str = r#"<script>
     invariant: v.dataset.invariant,
     header: v.querySelector('h3').textContent,
     replay: (v.querySelector('code.replay') || {}).textContent || '',
+    faults: [...v.querySelectorAll('.fault')].map(f => ({ name: f.dataset.fault, ...box(f) })),
     lanes: [...v.querySelectorAll('.lane')].map(l => ({
       client: l.dataset.client,
       label: l.querySelector('.lane-label').textContent,
@@ -73,6 +74,16 @@ pub struct Lane {
     pub bars: Vec<Bar>,
 }
 
+/// A fault window shaded behind the lanes.
+#[derive(Debug, Deserialize)]
+pub struct Fault {
+    pub name: String,
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+}
+
 /// One violation as drawn.
 #[derive(Debug, Deserialize)]
 pub struct Drawn {
@@ -80,6 +91,7 @@ pub struct Drawn {
     pub invariant: String,
     pub header: String,
     pub replay: String,
+    pub faults: Vec<Fault>,
     pub lanes: Vec<Lane>,
 }
 

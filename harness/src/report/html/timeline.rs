@@ -79,6 +79,10 @@ impl Kind {
 /// Height of one row of bars in a lane, px.
 const ROW_PX: usize = 22;
 
+/// Narrowest bar, px (the style sheet's `min-width`): a bar that short at
+/// the end of the axis is moved left to stay inside its lane.
+const MIN_BAR_PX: usize = 6;
+
 /// A violation: header, then its swimlanes.
 pub(super) fn violation(v: &Violation, faults: &[FaultWindow], replay: &str, anchor: &str) -> Markup {
     html! {
@@ -166,7 +170,7 @@ fn lanes(events: &[TimelineEntry], faults: &[FaultWindow]) -> Markup {
                                 @let left = pct(e.invoke_us);
                                 @let width = pct(e.return_us) - left;
                                 div class={ "bar " (kind.css()) @if e.offending { " offending" } @if e.unseen.is_some() { " unseen" } }
-                                    style=(format!("left:{left:.3}%;width:{width:.3}%;top:{}px", row * ROW_PX + 2))
+                                    style=(format!("left:min({left:.3}%, 100% - {MIN_BAR_PX}px);width:{width:.3}%;top:{}px", row * ROW_PX + 2))
                                     data-kind=(kind.css())
                                     data-id=[e.id.as_deref()]
                                     title=(bar_title(e)) {
