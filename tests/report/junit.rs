@@ -179,3 +179,27 @@ pub fn check(root: &Element) -> Result<Vec<(&Element, &Element)>, String> {
     }
     Ok(cases)
 }
+
+/// Validates `xml` with `xmllint` against `tests/report/junit.xsd`, the
+/// format written down from the CI systems' documentation. `xmllint`
+/// missing is a failure (`scripts/chromium.sh` installs libxml2-utils).
+pub fn validate_xsd(xml: &std::path::Path) -> Result<(), String> {
+    let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/report/junit.xsd");
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&xsd)
+        .arg(xml)
+        .output()
+        .map_err(|e| format!("xmllint: {e} (run `bash scripts/chromium.sh`: it installs libxml2-utils)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} does not validate against {}:\n{}",
+            xml.display(),
+            xsd.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

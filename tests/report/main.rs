@@ -391,6 +391,7 @@ fn check_drawn(drawn: &measure::Drawn, json: &Value) -> Result<(), String> {
 }
 
 fn suite_junit_structure(out: &Outputs) -> Result<(), String> {
+    junit::validate_xsd(&out.junit)?;
     let xml = std::fs::read_to_string(&out.junit).map_err(|e| e.to_string())?;
     let root = junit::parse(&xml)?;
     let cases = junit::check(&root)?;
@@ -500,6 +501,7 @@ fn mutants_html_links_every_catch(out: &Outputs) -> Result<(), String> {
 }
 
 fn mutants_junit_structure(out: &Outputs) -> Result<(), String> {
+    junit::validate_xsd(&out.junit)?;
     let xml = std::fs::read_to_string(&out.junit).map_err(|e| e.to_string())?;
     let root = junit::parse(&xml)?;
     let cases = junit::check(&root)?;
