@@ -61,33 +61,19 @@ fn main() -> ExitCode {
     idemproof_harness::deploy::child::run_if_child();
     let args = Arguments::from_args();
     let runtime: Runtime = Arc::new(tokio::runtime::Runtime::new().expect("tokio runtime"));
-    let suite: Arc<OnceLock<Result<Outputs, String>>> = Arc::default();
-    let mutants: Arc<OnceLock<Result<Outputs, String>>> = Arc::default();
-    let faults: Arc<OnceLock<Result<Outputs, String>>> = Arc::default();
+    let suite = Run::new("suite", "suite", &["--strategy", STRATEGY, "--scenario", SCENARIOS]);
+    let faults = Run::new(
+        "suite",
+        "faults",
+        &["--strategy", FAULT_STRATEGY, "--scenario", FAULT_SCENARIO],
+    );
+    let mutants = Run::new("mutants", "mutants", &["--scenario", CAUGHT_IN]);
     let trials = vec![
-        with(
-            &runtime,
-            &suite,
-            "suite",
-            "timelines_drawn_in_chromium",
-            suite_html_in_chromium,
-        ),
-        with(&runtime, &suite, "suite", "junit_structure", suite_junit_structure),
-        with(&runtime, &faults, "suite", "fault_windows_shaded", fault_windows_shaded),
-        with(
-            &runtime,
-            &mutants,
-            "mutants",
-            "matrix_links_every_catch",
-            mutants_html_links_every_catch,
-        ),
-        with(
-            &runtime,
-            &mutants,
-            "mutants",
-            "junit_structure",
-            mutants_junit_structure,
-        ),
+        suite.trial(&runtime, "timelines_drawn_in_chromium", suite_html_in_chromium),
+        suite.trial(&runtime, "junit_structure", suite_junit_structure),
+        faults.trial(&runtime, "fault_windows_shaded", fault_windows_shaded),
+        mutants.trial(&runtime, "matrix_links_every_catch", mutants_html_links_every_catch),
+        mutants.trial(&runtime, "junit_structure", mutants_junit_structure),
         {
             let runtime = runtime.clone();
             Trial::test("load::html_report", move || load_html(&runtime))
@@ -104,33 +90,34 @@ struct Outputs {
     json: Value,
 }
 
-fn with(
-    runtime: &Runtime,
-    cell: &Arc<OnceLock<Result<Outputs, String>>>,
+/// One command line, run once for all the trials that read its reports.
+struct Run {
     command: &'static str,
-    name: &str,
-    f: fn(&Outputs) -> Result<(), String>,
-) -> Trial {
-    let (runtime, cell) = (runtime.clone(), cell.clone());
-    let faults = name.starts_with("fault");
-    Trial::test(format!("{command}::{name}"), move || {
-        let out = cell.get_or_init(|| {
-            if faults {
-                let args = ["--strategy", FAULT_STRATEGY, "--scenario", FAULT_SCENARIO];
-                run_command(&runtime, "suite", "faults", &args)
-            } else if command == "suite" {
-                run_command(
-                    &runtime,
-                    command,
-                    command,
-                    &["--strategy", STRATEGY, "--scenario", SCENARIOS],
-                )
-            } else {
-                run_command(&runtime, command, command, &["--scenario", CAUGHT_IN])
-            }
-        });
-        f(out.as_ref().map_err(Failed::from)?).map_err(Failed::from)
-    })
+    dir: &'static str,
+    args: &'static [&'static str],
+    outputs: OnceLock<Result<Outputs, String>>,
+}
+
+impl Run {
+    fn new(command: &'static str, dir: &'static str, args: &'static [&'static str]) -> Arc<Self> {
+        Arc::new(Self {
+            command,
+            dir,
+            args,
+            outputs: OnceLock::new(),
+        })
+    }
+
+    /// A trial `f` of this run's reports, named `<command>::<name>`.
+    fn trial(self: &Arc<Self>, runtime: &Runtime, name: &str, f: fn(&Outputs) -> Result<(), String>) -> Trial {
+        let (run, runtime) = (self.clone(), runtime.clone());
+        Trial::test(format!("{}::{name}", self.command), move || {
+            let out = run
+                .outputs
+                .get_or_init(|| run_command(&runtime, run.command, run.dir, run.args));
+            f(out.as_ref().map_err(Failed::from)?).map_err(Failed::from)
+        })
+    }
 }
 
 /// A fresh directory for `name`'s files, kept after the run.

@@ -40,7 +40,10 @@ pub(super) fn section(i: usize, r: &RunReport) -> Markup {
             }
             p.meta {
                 "seed " (r.seed) " · target file " (r.contract)
-                " · semantics " (format!("{:?}", r.semantics))
+                " · mismatch " (crate::value_name(&r.semantics.mismatch))
+                ", in flight " (crate::value_name(&r.semantics.in_flight))
+                ", lease " (humantime::format_duration(r.semantics.lease))
+                ", wait " (humantime::format_duration(r.semantics.wait))
                 @if let Some(l) = r.latency { " · latency " (format!("{:?} typical, {:?} slowest", l.typical, l.slowest)) }
                 " · " (format!("{:.1} s", r.wall_ms as f64 / 1000.0))
             }

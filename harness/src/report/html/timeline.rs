@@ -108,14 +108,11 @@ fn lanes(events: &[TimelineEntry], faults: &[FaultWindow]) -> Markup {
 
     // Rows within each client's lane, so that its overlapping requests
     // (two users behind one client) do not hide each other.
-    let mut lanes: BTreeMap<usize, Vec<(usize, &TimelineEntry)>> = BTreeMap::new();
-    let mut named = BTreeSet::new();
-    let mut kinds = Vec::with_capacity(events.len());
-    for e in events {
-        kinds.push(Kind::of(e, e.id.as_ref().is_some_and(|id| !named.insert(id.clone()))));
-    }
+    let mut lanes: BTreeMap<usize, Vec<(usize, &TimelineEntry, Kind)>> = BTreeMap::new();
     let mut ends: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    let mut named = BTreeSet::new();
     for e in events {
+        let kind = Kind::of(e, e.id.as_ref().is_some_and(|id| !named.insert(id.clone())));
         let rows = ends.entry(e.client).or_default();
         let row = match rows.iter().position(|&end| end <= e.invoke_us) {
             Some(r) => r,
@@ -125,7 +122,7 @@ fn lanes(events: &[TimelineEntry], faults: &[FaultWindow]) -> Markup {
             }
         };
         rows[row] = e.return_us;
-        lanes.entry(e.client).or_default().push((row, e));
+        lanes.entry(e.client).or_default().push((row, e, kind));
     }
     // Several principals in one timeline (a cross-tenant replay): each bar
     // says whose request it was.
@@ -134,7 +131,6 @@ fn lanes(events: &[TimelineEntry], faults: &[FaultWindow]) -> Markup {
         .map(|e| (&e.tenant, &e.user))
         .collect::<BTreeSet<_>>()
         .len();
-    let index: BTreeMap<*const TimelineEntry, Kind> = events.iter().map(|e| e as *const _).zip(kinds).collect();
     let shown: Vec<&FaultWindow> = faults
         .iter()
         .filter(|w| w.from_us < t1 && w.to_us.is_none_or(|to| to > t0))
@@ -161,12 +157,11 @@ fn lanes(events: &[TimelineEntry], faults: &[FaultWindow]) -> Markup {
                     }
                 }
                 @for (client, bars) in &lanes {
-                    @let rows = bars.iter().map(|(r, _)| r + 1).max().unwrap_or(1);
+                    @let rows = bars.iter().map(|(r, _, _)| r + 1).max().unwrap_or(1);
                     div.lane data-client=(client) {
                         div.lane-label { "client " (client) }
                         div.track style={ "height:" (rows * ROW_PX) "px" } {
-                            @for (row, e) in bars {
-                                @let kind = index[&(*e as *const TimelineEntry)];
+                            @for (row, e, kind) in bars {
                                 @let left = pct(e.invoke_us);
                                 @let width = pct(e.return_us) - left;
                                 div class={ "bar " (kind.css()) @if e.offending { " offending" } @if e.unseen.is_some() { " unseen" } }
