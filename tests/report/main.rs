@@ -305,6 +305,9 @@ fn fault_windows_shaded(out: &Outputs) -> Result<(), String> {
             }
         }
     }
+    if page.violations.iter().all(|d| d.faults.is_empty()) {
+        return Err(format!("no timeline of {FAULT_SCENARIO} shades its fault"));
+    }
     Ok(())
 }
 
