@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: provisions what the tests need on a fresh Debian
 # machine (a Docker engine, a Postgres image, promtool, schemathesis and
-# openapi-spec-validator: scripts/tools.sh), then runs every test.
+# openapi-spec-validator: scripts/tools.sh; Chromium and xmllint for the
+# report test: scripts/chromium.sh), then runs every test.
 #   bash scripts/test.sh            # everything CI runs
 #   bash scripts/test.sh -- --help  # extra arguments go to `cargo test`
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 bash scripts/docker-up.sh
 # shellcheck source=scripts/tools.sh
 source scripts/tools.sh
+bash scripts/chromium.sh
 IDEMPROOF_PG_IMAGE=$(bash scripts/postgres-image.sh)
 export IDEMPROOF_PG_IMAGE
 # Docker-backed tests must run here: never honour the local opt-out.

@@ -94,6 +94,9 @@ pub struct LoadArgs {
     /// Write the full report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report here (tables and latency plot).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Directory for the latency plot and the pgbench/wrk scripts.
     #[arg(long, default_value = "target/idemproof")]
     pub out: PathBuf,
@@ -129,6 +132,15 @@ pub struct RunArgs {
     /// Write the full report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report here: statistics, latency
+    /// distributions, every violation as a swimlane timeline (and for
+    /// `mutants` the strategy × target matrix).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write JUnit XML here: a test case per (target, scenario), or for
+    /// `mutants` per (strategy, target).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
     /// Directory for the latency plots.
     #[arg(long, default_value = "target/idemproof")]
     pub out: PathBuf,
@@ -221,6 +233,13 @@ async fn execute(cli: Cli) -> anyhow::Result<bool> {
         if let Some(path) = &args.json {
             report::write_json(path, &report)?;
         }
+        if let Some(path) = &args.html {
+            report::html::write(path, &report::html::mutants(&report))?;
+            println!("HTML report: {}", path.display());
+        }
+        if let Some(path) = &args.junit {
+            report::junit::write(path, &report::junit::mutants(&report)?)?;
+        }
         report.passed
     } else {
         let mut runs: Vec<RunReport> = Vec::new();
@@ -245,6 +264,13 @@ async fn execute(cli: Cli) -> anyhow::Result<bool> {
         env.stop().await;
         if let Some(path) = &args.json {
             report::write_json(path, &runs)?;
+        }
+        if let Some(path) = &args.html {
+            report::html::write(path, &report::html::suite(&runs))?;
+            println!("HTML report: {}", path.display());
+        }
+        if let Some(path) = &args.junit {
+            report::junit::write(path, &report::junit::suite(&runs)?)?;
         }
         let violations: usize = runs.iter().map(RunReport::violations).sum();
         let failures: usize = runs.iter().map(RunReport::failures).sum();
@@ -384,6 +410,10 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     }
     if let Some(path) = &args.json {
         report::write_json(path, &report)?;
+    }
+    if let Some(path) = &args.html {
+        report::html::write(path, &report::html::load(&report))?;
+        println!("HTML report: {}", path.display());
     }
     // Targets are reported, not enforced: a missed ratio is a finding.
     let failed = report.runs.iter().any(|r| r.measured.ok == 0);

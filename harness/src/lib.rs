@@ -33,7 +33,8 @@
 //!   state asked of the deployment.
 //! - [`contract`]: target files: parsing, profiles, templates, validation.
 //! - [`fault`], [`form`]: leaves: the faults and what a user fills in.
-//! - [`report`]: terminal table, JSON, latency plot.
+//! - [`report`]: terminal table, JSON, latency plot, HTML (its pages
+//!   also read the [`mutants`] and [`load`] reports) and JUnit XML.
 //! - [`load`]: `idemproof load`, throughput and latency side by side with
 //!   pgbench and wrk.
 //! - [`postgres`]: the Postgres container.

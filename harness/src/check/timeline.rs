@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::contract::Class;
-use crate::history::{Event, History, Phase};
+use crate::history::{Event, History, Outcome, Phase};
 
 /// Longest text timeline; the unmarked middle of longer ones is elided
 /// (the data keeps every request).
@@ -45,6 +45,11 @@ pub struct TimelineEntry {
     pub class: Option<Class>,
     /// Resource named, if a success.
     pub id: Option<String>,
+    /// Whether the answer was marked a replay (`None`: no answer, or the
+    /// contract has no marker).
+    pub replayed: Option<bool>,
+    /// The client gave up waiting (no answer, no transport error).
+    pub timed_out: bool,
     /// What the client got, in words.
     pub outcome: String,
     /// What the service answered that the client never got.
@@ -82,6 +87,8 @@ pub fn entries(history: &History, events: &[&Event], offending: &[&Event]) -> Ve
                 status: e.outcome.status(),
                 class: e.outcome.class(),
                 id: e.outcome.id().map(str::to_owned),
+                replayed: e.outcome.replayed(),
+                timed_out: e.outcome == Outcome::Timeout,
                 outcome: e.outcome.label(),
                 unseen: e.unseen.as_ref().map(|u| u.label()),
                 offending: marked.contains(&(e as *const Event)),

@@ -65,6 +65,15 @@ impl Outcome {
         }
     }
 
+    /// Whether the answer was marked a replay (`None`: no answer, or the
+    /// contract has no marker).
+    pub fn replayed(&self) -> Option<bool> {
+        match self {
+            Outcome::Response { replayed, .. } => *replayed,
+            _ => None,
+        }
+    }
+
     /// Whether the answer is a success (created or replayed).
     pub fn is_success(&self) -> bool {
         self.class() == Some(Class::Success)

@@ -1,6 +1,9 @@
 //! What a run produced: per-scenario statistics and violations, written as
-//! a terminal table, a JSON file and a latency plot.
+//! a terminal table, a JSON file, a latency plot, a self-contained HTML
+//! report ([`html`]) and JUnit XML ([`junit`]).
 
+pub mod html;
+pub mod junit;
 mod plot;
 mod table;
 
@@ -9,8 +12,8 @@ use std::path::Path;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-pub use self::plot::{cdf_svg, latency_svg};
-pub use self::table::{print_summary, print_violations, violations_text};
+pub use self::plot::{cdf_svg, cdf_svg_string, latency_svg};
+pub use self::table::{print_summary, print_violations, replay_command, scenario_violations_text, violations_text};
 use crate::check::Violation;
 use crate::contract::{Class, Semantics};
 use crate::fault::{FaultRecord, FaultWindow};
@@ -202,9 +205,14 @@ impl RunReport {
 
 /// Writes any serialisable report as pretty JSON, creating parent dirs.
 pub fn write_json(path: &Path, report: &impl Serialize) -> anyhow::Result<()> {
+    write_file(path, &serde_json::to_vec_pretty(report)?)
+}
+
+/// Writes `contents` to `path`, creating parent dirs.
+pub fn write_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, serde_json::to_vec_pretty(report)?)?;
+    std::fs::write(path, contents)?;
     Ok(())
 }

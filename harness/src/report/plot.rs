@@ -26,12 +26,24 @@ pub fn cdf_svg(path: &Path, caption: &str, y_desc: &str, series: &[(String, &[(f
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    std::fs::write(path, cdf_svg_string(caption, y_desc, series)?)?;
+    Ok(())
+}
+
+/// The same plot as an SVG document in a string (for inline use).
+pub fn cdf_svg_string(caption: &str, y_desc: &str, series: &[(String, &[(f64, f64)])]) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    draw_cdf(&mut svg, caption, y_desc, series)?;
+    Ok(svg)
+}
+
+fn draw_cdf(svg: &mut String, caption: &str, y_desc: &str, series: &[(String, &[(f64, f64)])]) -> anyhow::Result<()> {
     let series: Vec<_> = series.iter().filter(|(_, cdf)| !cdf.is_empty()).collect();
     let max_ms = series
         .iter()
         .flat_map(|(_, cdf)| cdf.iter().map(|p| p.0))
         .fold(1.0_f64, f64::max);
-    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (960, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 20))

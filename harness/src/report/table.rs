@@ -3,7 +3,7 @@
 
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::{RunReport, Status};
+use super::{RunReport, ScenarioReport, Status};
 
 /// Prints the per-scenario table of a run.
 pub fn print_summary(report: &RunReport) {
@@ -85,45 +85,58 @@ pub fn print_violations(report: &RunReport, per_scenario: usize) {
 pub fn violations_text(report: &RunReport, per_scenario: usize) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let strategy = match report.strategy.as_deref() {
-        None | Some("correct") => String::new(),
-        Some(other) => format!(" --strategy {other}"),
-    };
     for s in &report.scenarios {
         if let Status::Failed(why) = &s.status {
             let _ = writeln!(out, "\n{} could not run on {}: {why}", s.scenario, report.target);
         }
-        for v in s.violations.iter().take(per_scenario) {
-            let _ = writeln!(
-                out,
-                "\nVIOLATION {} in {} on {}",
-                v.invariant, s.scenario, report.target
-            );
-            if let Some(scope) = &v.scope {
-                let _ = writeln!(
-                    out,
-                    "  key {:?} (tenant {}, user {})",
-                    scope.key, scope.tenant, scope.user
-                );
-            }
-            let _ = writeln!(out, "  {}", v.detail);
-            for line in &v.timeline {
-                let _ = writeln!(out, "    {line}");
-            }
-            let _ = writeln!(
-                out,
-                "  replay: idemproof suite {} --scenario {} --seed {}{strategy}",
-                report.target_args, s.scenario, report.seed
-            );
-        }
-        if s.violations.len() > per_scenario {
-            let _ = writeln!(
-                out,
-                "\n… and {} more violations in {}",
-                s.violations.len() - per_scenario,
-                s.scenario
-            );
-        }
+        out.push_str(&scenario_violations_text(report, s, per_scenario));
     }
     out
+}
+
+/// Up to `per_scenario` violations of one scenario of `report` in full.
+pub fn scenario_violations_text(report: &RunReport, s: &ScenarioReport, per_scenario: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for v in s.violations.iter().take(per_scenario) {
+        let _ = writeln!(
+            out,
+            "\nVIOLATION {} in {} on {}",
+            v.invariant, s.scenario, report.target
+        );
+        if let Some(scope) = &v.scope {
+            let _ = writeln!(
+                out,
+                "  key {:?} (tenant {}, user {})",
+                scope.key, scope.tenant, scope.user
+            );
+        }
+        let _ = writeln!(out, "  {}", v.detail);
+        for line in &v.timeline {
+            let _ = writeln!(out, "    {line}");
+        }
+        let _ = writeln!(out, "  replay: {}", replay_command(report, &s.scenario));
+    }
+    if s.violations.len() > per_scenario {
+        let _ = writeln!(
+            out,
+            "\n… and {} more violations in {}",
+            s.violations.len() - per_scenario,
+            s.scenario
+        );
+    }
+    out
+}
+
+/// The command that replays `scenario` of `report`: same target, seed and
+/// strategy.
+pub fn replay_command(report: &RunReport, scenario: &str) -> String {
+    let strategy = match report.strategy.as_deref() {
+        None | Some("correct") => String::new(),
+        Some(other) => format!(" --strategy {other}"),
+    };
+    format!(
+        "idemproof suite {} --scenario {scenario} --seed {}{strategy}",
+        report.target_args, report.seed
+    )
 }
