@@ -45,6 +45,9 @@ fn catchers(strategy: Strategy) -> Vec<Scenario> {
         Strategy::CacheFailures => vec![Scenario::DbError],
         Strategy::SkipFingerprint => vec![Scenario::EditResubmit],
         Strategy::SplitLock => vec![Scenario::Storm, Scenario::EditResubmit],
+        Strategy::UserUnscoped => vec![Scenario::CrossTenant],
+        Strategy::LeaseEqualsTtl => vec![Scenario::Crash],
+        Strategy::EmptyFingerprintOnComplete => vec![Scenario::DoubleClick],
     }
 }
 
