@@ -14,11 +14,13 @@
 //! arm in [`Strategy::stores`].
 
 mod cache_failures;
+mod empty_fingerprint;
 mod legacy;
 mod no_lease;
 mod skip_fingerprint;
 mod split_lock;
 mod unscoped;
+mod user_unscoped;
 
 use std::sync::Arc;
 
@@ -49,6 +51,12 @@ pub enum Strategy {
     SkipFingerprint,
     /// In-memory check and insert under separate lock acquisitions.
     SplitLock,
+    /// Keys scoped by organisation but not by user.
+    UserUnscoped,
+    /// The in-progress claim lives as long as the completed record.
+    LeaseEqualsTtl,
+    /// Completion drops the payload fingerprint.
+    EmptyFingerprintOnComplete,
 }
 
 impl Strategy {
@@ -79,6 +87,15 @@ impl Strategy {
             Strategy::CacheFailures => "failures cached and replayed for the key's lifetime",
             Strategy::SkipFingerprint => "payload fingerprint skipped on replay",
             Strategy::SplitLock => "in-memory check and insert under separate lock acquisitions",
+            Strategy::UserUnscoped => {
+                "key scoped by organisation, not by user: one user's retry gets another's resource"
+            }
+            Strategy::LeaseEqualsTtl => {
+                "claims committed before the work, their lease as long as the record's TTL: a crash wedges the key for a day"
+            }
+            Strategy::EmptyFingerprintOnComplete => {
+                "completion drops the fingerprint: every identical retry of a completed key is refused"
+            }
         }
     }
 
@@ -93,6 +110,10 @@ impl Strategy {
             // "No lease" is a lease that never ends.
             Strategy::NoLease => Terms {
                 lease: chrono::Duration::days(365 * 100),
+                ..terms
+            },
+            Strategy::LeaseEqualsTtl => Terms {
+                lease: terms.ttl,
                 ..terms
             },
             _ => terms,
@@ -138,9 +159,12 @@ impl Strategy {
         let middle = between(replaced);
         Ok(match self {
             Strategy::Unscoped => middle.layer(Arc::new(unscoped::Unscoped::new(backend.clone()))),
-            Strategy::NoLease => middle.layer(Arc::new(no_lease::NoLease)),
+            // Both claim before the work; only their leases differ.
+            Strategy::NoLease | Strategy::LeaseEqualsTtl => middle.layer(Arc::new(no_lease::NoLease)),
             Strategy::CacheFailures => middle.layer(Arc::new(cache_failures::CacheFailures::default())),
             Strategy::SkipFingerprint => middle.layer(Arc::new(skip_fingerprint::SkipFingerprint)),
+            Strategy::UserUnscoped => middle.layer(Arc::new(user_unscoped::UserUnscoped)),
+            Strategy::EmptyFingerprintOnComplete => middle.layer(Arc::new(empty_fingerprint::EmptyFingerprint)),
             Strategy::Correct | Strategy::Legacy | Strategy::SplitLock => middle,
         })
     }

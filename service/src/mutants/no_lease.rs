@@ -2,6 +2,10 @@
 //! backend's lease is a century, see `Strategy::terms`), and no one-step
 //! path, so every creation holds a visible claim while it works and a
 //! crashed owner blocks its key forever.
+//!
+//! `lease-equals-ttl` uses this layer too, with a lease as long as the
+//! record's TTL (24 h by default): a crash wedges the key for a day.
+//! Real bugs: express-idempotency #32, powertools-lambda #53.
 
 use async_trait::async_trait;
 use idemproof_models::{Fingerprint, Scope, Timestamp};
