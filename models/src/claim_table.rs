@@ -543,12 +543,24 @@ mod tests {
             2,
         );
         let fp = Fingerprint([1; 32]);
+        assert!(table.is_empty());
+        // A claim from long ago, its record expired at t(-100); it stays
+        // while there is room.
+        let dead = scope(1, "dead");
+        table.claim(&dead, fp, LeaseToken::random(), t(-200), None);
+        assert!(!table.is_empty());
         assert_eq!(
             table.create_one_step(&scope(1, "a"), fp, t(0), || Ok::<_, ()>(1)),
             Ok(Some(1))
         );
+        assert!(
+            table.record(&dead).is_some(),
+            "room is made only when the table is full"
+        );
+        // Full now: the next new key removes the dead claim to make room.
         let b = LeaseToken::random();
         assert_eq!(table.claim(&scope(1, "b"), fp, b, t(10), None), Claim::Acquired);
+        assert!(table.record(&dead).is_none());
         // Full of live records: a new key is refused both ways, nothing runs.
         let mut ran = false;
         let one_step = table.create_one_step(&scope(1, "c"), fp, t(20), || {
@@ -586,6 +598,27 @@ mod tests {
             table.claim(&scope(1, "b"), fp, LeaseToken::random(), t(110), None),
             Claim::Acquired
         );
+    }
+
+    /// The two halves of the deliberately broken split-lock claim do what
+    /// the `split-lock` mutant and the loom teeth rely on: a decision that
+    /// writes nothing, and an unconditional claim.
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn the_split_lock_halves_decide_without_writing_then_claim_unconditionally() {
+        let table = table();
+        let fp = Fingerprint([1; 32]);
+        let k = scope(1, "k");
+        assert_eq!(table.decide_only(&k, &fp, t(0)), Decision::Claim);
+        assert!(table.record(&k).is_none(), "deciding writes nothing");
+        let token = LeaseToken::random();
+        table.insert_claim(&k, fp, token, t(0));
+        assert_eq!(table.record(&k).and_then(|r| r.token()), Some(token));
+        assert!(matches!(table.decide_only(&k, &fp, t(1)), Decision::InFlight { .. }));
+        // The second half claims even a key in flight: that is the bug.
+        let second = LeaseToken::random();
+        table.insert_claim(&k, fp, second, t(1));
+        assert_eq!(table.record(&k).and_then(|r| r.token()), Some(second));
     }
 
     #[test]

@@ -138,6 +138,21 @@ mod tests {
     }
 
     #[test]
+    fn a_key_reads_back_as_the_client_sent_it() {
+        let key = IdempotencyKey::parse("8e03978e-40d5").expect("valid key");
+        assert_eq!(key.as_str(), "8e03978e-40d5");
+        assert_eq!(key.to_string(), "8e03978e-40d5");
+        assert_eq!(format!("{key:?}"), "\"8e03978e-40d5\"");
+    }
+
+    #[test]
+    fn a_fingerprint_shows_its_first_six_bytes_in_hex() {
+        let mut bytes = [0xff; 32];
+        bytes[..6].copy_from_slice(&[0x01, 0x23, 0x45, 0x67, 0x89, 0xab]);
+        assert_eq!(format!("{:?}", Fingerprint(bytes)), "0123456789ab…");
+    }
+
+    #[test]
     fn fingerprints_tell_payloads_apart() {
         assert_eq!(Fingerprint::of(b"x"), Fingerprint::of(b"x"));
         assert_ne!(Fingerprint::of(b"x"), Fingerprint::of(b"y"));
