@@ -29,7 +29,7 @@ POOL=${POOL:-16}
 FREQ=${FREQ:-999}
 PORT=${PORT:-18090}
 OUT=target/idemproof/profile-$LABEL
-SVG=docs/img/flame-keyed-$LABEL.svg
+SVG=${SVG:-docs/img/flame-keyed-$LABEL.svg}
 mkdir -p "$OUT"
 
 for tool in docker perf wrk python3 inferno-collapse-perf inferno-flamegraph; do

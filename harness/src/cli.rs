@@ -71,6 +71,9 @@ pub struct LoadArgs {
     /// Storm sizes: clients sending one key at once, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [16, 64, 256, 1000])]
     pub storm: Vec<usize>,
+    /// Skip the open-loop runs.
+    #[arg(long)]
+    pub no_open: bool,
     /// Skip the storms.
     #[arg(long)]
     pub no_storm: bool,
@@ -312,6 +315,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         },
         external: !args.no_external,
         legacy: !args.no_legacy,
+        open: !args.no_open,
         storm: if args.no_storm { Vec::new() } else { args.storm.clone() },
         wake: !args.no_wake,
         seed: args.seed,

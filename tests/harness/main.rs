@@ -204,6 +204,7 @@ fn load_smoke_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
             workloads: vec![Workload::Unkeyed, Workload::Keyed, Workload::Replay, Workload::Mixed],
             external: false,
             legacy: false,
+            open: true,
             storm: vec![8],
             wake: false,
             seed: SEED,

@@ -34,8 +34,11 @@ pub enum External {
         /// (wrk: the service's and the database's) during the run.
         cpu: Option<CpuUse>,
     },
-    /// It could not run; why.
-    Unavailable(String),
+    /// It could not run.
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl External {
@@ -43,7 +46,7 @@ impl External {
     pub fn rate(&self) -> Option<f64> {
         match self {
             External::Ran { rate, .. } => Some(*rate),
-            External::Unavailable(_) => None,
+            External::Unavailable { .. } => None,
         }
     }
 
@@ -51,7 +54,7 @@ impl External {
     pub fn cpu(&self) -> Option<CpuUse> {
         match self {
             External::Ran { cpu, .. } => *cpu,
-            External::Unavailable(_) => None,
+            External::Unavailable { .. } => None,
         }
     }
 }
@@ -96,7 +99,7 @@ fn pgbench_script() -> String {
 pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: &Path, meter: &CpuMeter) -> External {
     let script = dir.join("keyed-create.pgbench.sql");
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&script, pgbench_script())) {
-        return External::Unavailable(format!("cannot write the pgbench script: {e}"));
+        return External::Unavailable { reason: format!("cannot write the pgbench script: {e}") };
     }
     let args = vec![
         "-n".to_owned(),
@@ -116,7 +119,7 @@ pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: 
     let before = meter.database_us();
     let output = match Command::new("pgbench").args(&args).stdin(Stdio::null()).output().await {
         Ok(output) => output,
-        Err(e) => return External::Unavailable(format!("pgbench not runnable ({e}); install postgresql-client")),
+        Err(e) => return External::Unavailable { reason: format!("pgbench not runnable ({e}); install postgresql-client") },
     };
     let after = meter.database_us();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -137,13 +140,13 @@ pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: 
             failures: 0,
             cpu,
         },
-        _ => External::Unavailable(format!(
+        _ => External::Unavailable { reason: format!(
             "pgbench failed: {}",
             String::from_utf8_lossy(&output.stderr)
                 .lines()
                 .last()
                 .unwrap_or("no output")
-        )),
+        ) },
     }
 }
 
@@ -182,7 +185,7 @@ end
     );
     let path = dir.join("keyed-create.wrk.lua");
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, script)) {
-        return External::Unavailable(format!("cannot write the wrk script: {e}"));
+        return External::Unavailable { reason: format!("cannot write the wrk script: {e}") };
     }
     let args = vec![
         "-t".to_owned(),
@@ -199,7 +202,7 @@ end
     let before = meter.snapshot();
     let output = match Command::new("wrk").args(&args).stdin(Stdio::null()).output().await {
         Ok(output) => output,
-        Err(e) => return External::Unavailable(format!("wrk not runnable ({e}); install wrk")),
+        Err(e) => return External::Unavailable { reason: format!("wrk not runnable ({e}); install wrk") },
     };
     let after = meter.snapshot();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -217,7 +220,7 @@ end
             failures: parse_after(&stdout, "Non-2xx or 3xx responses:").unwrap_or(0.0) as u64,
             cpu,
         },
-        _ => External::Unavailable(format!("wrk failed: {}", stdout.lines().last().unwrap_or("no output"))),
+        _ => External::Unavailable { reason: format!("wrk failed: {}", stdout.lines().last().unwrap_or("no output")) },
     }
 }
 

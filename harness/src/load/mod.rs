@@ -62,6 +62,8 @@ pub struct LoadOptions {
     pub external: bool,
     /// Run the legacy design's keyed creation for comparison.
     pub legacy: bool,
+    /// Run the open-loop runs too.
+    pub open: bool,
     /// Storm sizes: clients on one key at once (none: no storms).
     pub storm: Vec<usize>,
     /// Measure how soon duplicates waiting across replicas wake (Postgres).
@@ -294,7 +296,8 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
     }
     let rate = opts
         .rate
-        .or_else(|| report.closed(Workload::Keyed).map(|m| (m.throughput / 2.0).max(10.0)));
+        .or_else(|| report.closed(Workload::Keyed).map(|m| (m.throughput / 2.0).max(10.0)))
+        .filter(|_| opts.open);
     if let Some(rate) = rate {
         for &workload in &opts.workloads {
             eprintln!("[load] open loop, {rate:.0} requests/s: {}", workload.name());

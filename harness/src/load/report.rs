@@ -101,7 +101,7 @@ pub fn print(r: &LoadReport) {
                     }
                 );
             }
-            Some(External::Unavailable(why)) => println!("{name}: not measured: {why}"),
+            Some(External::Unavailable { reason: why }) => println!("{name}: not measured: {why}"),
             None => {}
         }
     }
