@@ -76,6 +76,7 @@ fn operate(table: &ClaimTable<i64>, op: Op, scope: &Scope, fingerprint: Fingerpr
         // would wait, or answer with the replay).
         Claim::Replay(_) | Claim::InFlight { .. } => {}
         Claim::Mismatch { .. } => panic!("one payload throughout, yet a mismatch"),
+        Claim::Full { .. } => panic!("the benchmarked table is unbounded"),
     };
     match op {
         Op::ClaimComplete => claim(table),

@@ -61,7 +61,7 @@ struct Setup {
 impl Setup {
     async fn new(server: &PgServer) -> Self {
         let terms = Terms::default();
-        let url = server.fresh_database().await;
+        let url = server.fresh_database().await.expect("a fresh database");
         let store = PgStore::connect(&url, 2, terms, Schema::Plain)
             .await
             .expect("PgStore")
@@ -72,7 +72,7 @@ impl Setup {
         support::vacuum_analyze(&admin, "agents").await;
         support::vacuum_analyze(&admin, "idempotency_keys").await;
 
-        let legacy_url = server.fresh_database().await;
+        let legacy_url = server.fresh_database().await.expect("a fresh database");
         let backend = Strategy::Legacy
             .postgres(&legacy_url, 2, terms, Schema::Plain)
             .await

@@ -104,7 +104,7 @@ struct Fixture {
 
 impl Fixture {
     async fn new(server: &PgServer, design: Design, size: i64) -> Self {
-        let url = server.fresh_database().await;
+        let url = server.fresh_database().await.expect("a fresh database");
         let admin = support::admin_pool(&url).await;
         let terms = Terms::default();
         let stores = match design {

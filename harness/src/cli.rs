@@ -1,19 +1,23 @@
-//! The command line: `idemproof suite` and `idemproof mutants`.
+//! The command line: `idemproof suite`, `mutants`, `load` and
+//! `check-target`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::{Args, Parser, Subcommand};
 use idemproof_service::config::DEV_AUTH_SECRET;
-use idemproof_service::idempotency::{InFlightMode, MismatchMode};
 use idemproof_service::mutants::Strategy;
+use idemproof_service::store::postgres::Schema;
 
+use crate::contract::{Contract, Endpoint, InFlight, Mismatch, Semantics};
+use crate::deploy::{ServiceSettings, Target};
 use crate::mutants;
 use crate::report::{self, RunReport};
 use crate::scenario::Scenario;
 use crate::suite::{self, Environment, Sizes};
-use crate::target::{ServiceSettings, TargetSpec};
 
 /// Attack an idempotency-key service with concurrent duplicates, retries
 /// and faults, and check every history.
@@ -36,6 +40,19 @@ pub enum Command {
     /// Measure throughput and latency (closed and open loop) beside pgbench
     /// and wrk, and check the benchmark targets.
     Load(LoadArgs),
+    /// Validate a target file, send one creation, its replay and a reused
+    /// key, and say what was understood.
+    CheckTarget(CheckTargetArgs),
+}
+
+/// Options of `check-target`.
+#[derive(Debug, Args)]
+pub struct CheckTargetArgs {
+    /// The target file.
+    pub file: PathBuf,
+    /// The service's base URL (default: the file's `base_url`).
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 /// Options of `load`.
@@ -97,7 +114,8 @@ pub struct LoadArgs {
 /// Options shared by `suite` and `mutants`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// `memory`, `postgres`, `replicas=N`, `url=http://...`, or `auto`
+    /// `memory`, `postgres`, `replicas=N`, `url=http://...` (the reference
+    /// contract at that URL), `file=PATH` (a target file), or `auto`
     /// (memory, plus replicas=2 on Postgres when Docker is reachable).
     /// Repeatable.
     #[arg(long = "target", default_value = "auto")]
@@ -126,24 +144,36 @@ pub struct RunArgs {
     /// Directory for the latency plots.
     #[arg(long, default_value = "target/idemproof")]
     pub out: PathBuf,
-    /// Lease of the services the harness starts.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub lease: Duration,
-    /// How long their duplicates wait for an in-flight original.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub wait: Duration,
-    /// Their in-flight mode (for a url target: the external service's).
-    #[arg(long, value_enum, default_value_t = InFlightMode::Wait)]
-    pub in_flight: InFlightMode,
-    /// Their mismatch mode (for a url target: the external service's).
-    #[arg(long, value_enum, default_value_t = MismatchMode::Reject)]
-    pub mismatch: MismatchMode,
-    /// HS256 secret for minting tokens (a url target's `AUTH_SECRET`).
+    /// Lease of the services the harness starts (default 2 s); for a
+    /// service it did not start, overrides its target file's.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub lease: Option<Duration>,
+    /// How long duplicates wait for an in-flight original (default 1 s;
+    /// overrides a target file's).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+    /// In-flight mode (default wait; overrides a target file's).
+    #[arg(long, value_enum)]
+    pub in_flight: Option<InFlight>,
+    /// Mismatch mode (default reject; overrides a target file's).
+    #[arg(long, value_enum)]
+    pub mismatch: Option<Mismatch>,
+    /// HS256 secret of the services the harness starts, and of a `url=`
+    /// target's tokens.
     #[arg(long, env = "AUTH_SECRET", default_value = DEV_AUTH_SECRET, hide_env_values = true)]
     pub auth_secret: String,
     /// Strategy of the services the harness starts (`suite` only).
     #[arg(long, value_enum, default_value_t = Strategy::Correct)]
     pub strategy: Strategy,
+    /// Which creation endpoint of the reference service the targets the
+    /// harness starts, and `url=`, are attacked through (each has its
+    /// shipped target file in harness/targets/).
+    #[arg(long, value_enum, default_value_t = Endpoint::Agents)]
+    pub endpoint: Endpoint,
+    /// How the Postgres targets declare their tables: `plain`, or
+    /// `partitioned` by hash of the tenant (docs/scaling.md).
+    #[arg(long, env = "DATABASE_SCHEMA", value_enum, default_value_t = Schema::Plain)]
+    pub database_schema: Schema,
     /// Never draw progress bars.
     #[arg(long)]
     pub no_progress: bool,
@@ -166,6 +196,7 @@ async fn execute(cli: Cli) -> anyhow::Result<bool> {
         Command::Suite(args) => (args, false),
         Command::Mutants(args) => (args, true),
         Command::Load(args) => return load(args).await,
+        Command::CheckTarget(args) => return check_target(args).await,
     };
     let seed = args.seed.unwrap_or_else(rand::random);
     let sizes = Sizes {
@@ -176,27 +207,26 @@ async fn execute(cli: Cli) -> anyhow::Result<bool> {
         duration: args.duration,
     };
     let scenarios = if args.scenarios.is_empty() {
-        Scenario::ALL.to_vec()
+        Scenario::all().to_vec()
     } else {
         args.scenarios.clone()
     };
-    let settings = ServiceSettings {
+    let mut settings = ServiceSettings {
         strategy: args.strategy,
-        lease: args.lease,
-        wait: args.wait,
-        in_flight: args.in_flight,
-        mismatch: args.mismatch,
+        endpoint: args.endpoint,
+        schema: args.database_schema,
         ..ServiceSettings::new(args.auth_secret.clone())
     };
-    let (targets, env) = resolve_targets(&args.targets).await?;
-    if is_mutants && targets.iter().any(|t| matches!(t, TargetSpec::Url(_))) {
+    settings.semantics = overridden(settings.semantics, &args);
+    let (targets, env) = resolve_targets(&args.targets, &args).await?;
+    if is_mutants && targets.iter().any(|t| !t.is_reference()) {
         anyhow::bail!("mutants needs targets the harness starts itself (memory, postgres, replicas=N)");
     }
     let progress = !args.no_progress;
     eprintln!("seed {seed}");
 
     let ok = if is_mutants {
-        let report = mutants::run(&targets, &env, &settings, &sizes, &scenarios, progress).await;
+        let report = mutants::run(&targets, &env, &settings, &sizes, |_| scenarios.clone(), progress).await;
         env.stop().await;
         let report = report?;
         mutants::print(&report);
@@ -236,26 +266,53 @@ async fn execute(cli: Cli) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-/// Expands `auto` and starts the Postgres container when a target needs
-/// it. `auto` degrades to memory only, saying why, when Docker is missing;
-/// an explicit Postgres target fails instead.
-async fn resolve_targets(raw: &[String]) -> anyhow::Result<(Vec<TargetSpec>, Environment)> {
+/// The semantics with the command line's overrides.
+fn overridden(base: Semantics, args: &RunArgs) -> Semantics {
+    Semantics {
+        mismatch: args.mismatch.unwrap_or(base.mismatch),
+        in_flight: args.in_flight.unwrap_or(base.in_flight),
+        lease: args.lease.unwrap_or(base.lease),
+        wait: args.wait.unwrap_or(base.wait),
+    }
+}
+
+/// Parses the targets, expands `auto` and starts the Postgres container
+/// when a target needs it. `auto` degrades to memory only, saying why,
+/// when Docker is missing; an explicit Postgres target fails instead. A
+/// `url=` target's tokens use `--auth-secret`; every target file's
+/// semantics take the command line's overrides.
+async fn resolve_targets(raw: &[String], args: &RunArgs) -> anyhow::Result<(Vec<Target>, Environment)> {
     let mut targets = Vec::new();
     let mut auto = false;
     for t in raw {
         if t == "auto" {
             auto = true;
-            targets.push(TargetSpec::Memory);
-        } else {
-            targets.push(t.parse::<TargetSpec>().map_err(anyhow::Error::msg)?);
+            targets.push(Target::Memory);
+            continue;
         }
+        let target = match Target::parse(t)? {
+            Target::External { contract, label } => {
+                let mut contract = Contract::clone(&contract);
+                if let Some(url) = t.strip_prefix("url=") {
+                    contract = Contract::reference_for(args.endpoint)?.at(url);
+                    contract.auth.secret = Some(args.auth_secret.clone());
+                }
+                contract.semantics = overridden(contract.semantics, args);
+                Target::External {
+                    contract: Arc::new(contract),
+                    label,
+                }
+            }
+            other => other,
+        };
+        targets.push(target);
     }
-    let explicit_pg = targets.iter().any(TargetSpec::needs_postgres);
+    let explicit_pg = targets.iter().any(Target::needs_postgres);
     if explicit_pg || auto {
         match Environment::start(true).await {
             Ok(env) => {
                 if auto && !explicit_pg {
-                    targets.push(TargetSpec::Postgres { replicas: 2 });
+                    targets.push(Target::Postgres { replicas: 2 });
                 }
                 return Ok((targets, env));
             }
@@ -276,6 +333,17 @@ fn file_safe(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
         .collect()
+}
+
+async fn check_target(args: CheckTargetArgs) -> anyhow::Result<bool> {
+    let contract = Contract::from_file(&args.file)?;
+    let base = match args.url.as_deref().or(contract.base_url.as_deref()) {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => anyhow::bail!("{} has no base_url: pass --url", args.file.display()),
+    };
+    let findings = crate::check_target::run(Arc::new(contract), &base).await?;
+    findings.print();
+    Ok(findings.problems() == 0)
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<bool> {

@@ -4,6 +4,7 @@
 //! time (the load window, each submission's give-up time).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,10 +12,13 @@ use indicatif::ProgressBar;
 use tokio::sync::Barrier;
 use tokio::time::Instant;
 
-use crate::check::ScopeKey;
-use crate::client::ApiClient;
-use crate::history::{Event, FaultRecord, History, Phase, RetryPolicy, Submission, micros};
-use crate::target::{Deployment, Fault};
+use crate::client::{ApiClient, CreateRequest, Who, classify};
+use crate::deploy::{Deployment, Unseen};
+use crate::fault::{Fault, FaultRecord};
+use crate::history::{Event, History, Outcome, Phase, RetryPolicy, Submission, micros};
+
+/// Tags every proxied attempt uniquely, across runs.
+static TAGS: AtomicU64 = AtomicU64::new(1);
 
 /// What one client does: submissions one after another.
 #[derive(Debug, Clone)]
@@ -43,6 +47,13 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether a fault needs the HTTP proxy in front of the service.
+    pub fn needs_proxy(&self) -> bool {
+        self.faults.iter().any(|(_, f)| f.is_http())
+    }
+}
+
+impl Plan {
     /// Adds a submission, returning its index.
     pub fn submit(&mut self, s: Submission) -> usize {
         self.submissions.push(s);
@@ -64,8 +75,10 @@ impl Plan {
 
 /// Runs `plan` and returns its history (load phase only).
 pub async fn run(plan: Plan, deployment: &mut Deployment, client: &Arc<ApiClient>, progress: &ProgressBar) -> History {
+    let urls = Arc::new(deployment.urls());
+    prepare_sessions(&plan, &urls, client).await;
     let t0 = Instant::now();
-    let urls = Arc::new(deployment.urls.clone());
+    let unseen = Arc::new(deployment.unseen());
     let submissions = Arc::new(plan.submissions);
     let events = Arc::new(Mutex::new(Vec::new()));
     let mut group_sizes: HashMap<usize, usize> = HashMap::new();
@@ -88,6 +101,7 @@ pub async fn run(plan: Plan, deployment: &mut Deployment, client: &Arc<ApiClient
                 t0,
                 window,
                 urls: urls.clone(),
+                unseen: unseen.clone(),
                 submissions: submissions.clone(),
                 events: events.clone(),
                 client: client.clone(),
@@ -122,14 +136,55 @@ pub async fn run(plan: Plan, deployment: &mut Deployment, client: &Arc<ApiClient
         events,
         faults,
         healed_at_us: healed_at,
+        tenants: client
+            .contract()
+            .principals
+            .tenants
+            .iter()
+            .map(crate::contract::template::text_of)
+            .collect(),
+        users: client
+            .contract()
+            .principals
+            .users
+            .iter()
+            .map(crate::contract::template::text_of)
+            .collect(),
         t0: Some(t0),
     }
+}
+
+/// Every client's session on the replica it starts on, opened before the
+/// load (a failure here shows again, recorded, on the first request).
+async fn prepare_sessions(plan: &Plan, urls: &[String], client: &ApiClient) {
+    use futures::StreamExt;
+    let mut sessions = std::collections::BTreeSet::new();
+    for chain in &plan.chains {
+        if let Some(&first) = chain.steps.first() {
+            let s = &plan.submissions[first];
+            sessions.insert((s.client, s.tenant, s.user, s.replica % urls.len().max(1)));
+        }
+    }
+    futures::stream::iter(sessions)
+        .for_each_concurrent(32, |(c, tenant, user, replica)| async move {
+            let who = Who {
+                client: c,
+                tenant,
+                user,
+            };
+            if let Some(base) = urls.get(replica) {
+                let _ = client.prepare(base, who).await;
+            }
+        })
+        .await;
 }
 
 struct ChainCtx {
     t0: Instant,
     window: Duration,
     urls: Arc<Vec<String>>,
+    /// Per replica, the answers its fault proxy kept from the clients.
+    unseen: Arc<Vec<Unseen>>,
     submissions: Arc<Vec<Submission>>,
     events: Arc<Mutex<Vec<Event>>>,
     client: Arc<ApiClient>,
@@ -164,18 +219,30 @@ async fn send(index: usize, s: &Submission, phase: Phase, ctx: &ChainCtx) -> Vec
     for attempt in 1..=policy.attempts {
         let hop = if policy.same_replica { 0 } else { attempt as usize - 1 };
         let replica = (s.replica + hop) % ctx.urls.len();
+        let proxy = ctx.unseen.get(replica);
+        let tag = proxy.map(|_| (attempt, TAGS.fetch_add(1, Ordering::Relaxed)));
+        let request = CreateRequest {
+            who: Who {
+                client: s.client,
+                tenant: s.tenant,
+                user: s.user,
+            },
+            key: s.key.as_deref(),
+            form: &s.form,
+            tag,
+        };
         let invoke_us = micros(ctx.t0.elapsed());
         let outcome = ctx
             .client
-            .create(
-                &ctx.urls[replica],
-                s.org,
-                s.user,
-                s.key.as_deref(),
-                &s.payload,
-                policy.timeout * attempt,
-            )
+            .create(&ctx.urls[replica], &request, policy.timeout * attempt)
             .await;
+        let return_us = micros(ctx.t0.elapsed());
+        let unseen = match (&outcome, proxy, tag) {
+            (Outcome::Timeout | Outcome::Transport { .. }, Some(proxy), Some((_, tag))) => proxy
+                .take(tag)
+                .map(|a| classify(ctx.client.contract(), a.status, &a.headers, &a.body)),
+            _ => None,
+        };
         let retry = outcome.is_retryable();
         events.push(Event {
             submission: index,
@@ -183,8 +250,9 @@ async fn send(index: usize, s: &Submission, phase: Phase, ctx: &ChainCtx) -> Vec
             phase,
             replica,
             invoke_us,
-            return_us: micros(ctx.t0.elapsed()),
+            return_us,
             outcome,
+            unseen,
         });
         if !retry || first.elapsed() + backoff >= policy.give_up_after {
             break;
@@ -203,19 +271,21 @@ pub async fn probe(
     client: &Arc<ApiClient>,
     timeout: Duration,
 ) -> Vec<Event> {
-    let mut firsts: BTreeMap<ScopeKey, usize> = BTreeMap::new();
-    for (i, s) in history.submissions.iter().enumerate() {
-        if let Some(key) = &s.key
+    let mut firsts: BTreeMap<(usize, usize, String), usize> = BTreeMap::new();
+    for i in 0..history.submissions.len() {
+        if let Some(scope) = history.scope_of(i)
             && history.events.iter().any(|e| e.submission == i)
         {
-            firsts.entry((s.org, s.user, key.clone())).or_insert(i);
+            firsts.entry(scope).or_insert(i);
         }
     }
     let t0 = history.t0.unwrap_or_else(Instant::now);
     let ctx = Arc::new(ChainCtx {
         t0,
         window: Duration::MAX,
-        urls: Arc::new(deployment.urls.clone()),
+        // Past any fault proxy: a probe asks the service itself.
+        urls: Arc::new(deployment.direct_urls()),
+        unseen: Arc::new(Vec::new()),
         submissions: Arc::new(history.submissions.clone()),
         events: Arc::new(Mutex::new(Vec::new())),
         client: client.clone(),

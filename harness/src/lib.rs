@@ -4,33 +4,49 @@
 //! duplicates, retries and faults, records every request, and checks the
 //! history against the invariants an idempotency key promises. It must
 //! catch the broken designs (`idemproof mutants`), not just bless the
-//! correct one. See `docs/harness.md`.
+//! correct one. Any HTTP API can be attacked: a target file (a
+//! [`contract::Contract`]) says how to talk to it. See `docs/harness.md`.
 //!
 //! ## Layout
 //!
-//! - [`cli`]: `idemproof suite`, `idemproof mutants`, `idemproof load`.
-//! - [`suite`]: one scenario after another on fresh deployments: deploy,
-//!   drive, settle, probe, inspect, check.
+//! Read top-down; each layer imports only those below it.
+//!
+//! - [`cli`]: `idemproof suite`, `mutants`, `load`, `check-target`.
+//! - [`testing`]: the suite from a `cargo test` (your `Router` or a URL).
+//! - [`mutants`]: the broken-strategy table.
+//! - [`suite`]: one scenario after another on fresh deployments:
+//!   calibrate (black boxes), deploy, drive, settle, probe, inspect, check.
+//! - [`check_target`]: what the harness understood of a target file.
 //! - [`scenario`]: the named, seeded workloads (one file each).
 //! - [`driver`]: runs a plan's client chains and fault schedule; records.
-//! - [`history`]: submissions, attempts, outcomes, faults.
 //! - [`check`]: the invariants and the per-key checker.
-//! - [`target`]: the system under test (in-process memory, service
-//!   processes over Postgres with a fault proxy, or any URL), fault
-//!   injection and final-state inspection.
-//! - [`client`]: the HTTP client of the agent API.
+//! - [`deploy`]: the system under test, one backend per file behind a
+//!   trait (the reference service in process or as processes over
+//!   Postgres, an external URL, a `Router`), the fault store, the DB and
+//!   HTTP fault proxies, the final-state read-back. Of the harness's
+//!   core only this imports the service crate (the commands above it do,
+//!   for the strategies and defaults, and [`load`]); scenarios, history,
+//!   checker and client know services only through their contract.
+//! - [`client`]: the HTTP client, driven by a contract (auth, sessions,
+//!   requests, reading answers).
+//! - [`history`]: submissions, attempts, outcomes; beside it the final
+//!   state asked of the deployment.
+//! - [`contract`]: target files: parsing, profiles, templates, validation.
+//! - [`fault`], [`form`]: leaves: the faults and what a user fills in.
 //! - [`report`]: terminal table, JSON, latency plot.
-//! - [`mutants`]: the broken-strategy table.
 //! - [`load`]: `idemproof load`, throughput and latency side by side with
 //!   pgbench and wrk.
-//! - [`child`]: service replicas are this binary, re-executed.
 //! - [`postgres`]: the Postgres container.
 
 pub mod check;
-pub mod child;
+pub mod check_target;
 pub mod cli;
 pub mod client;
+pub mod contract;
+pub mod deploy;
 pub mod driver;
+pub mod fault;
+pub mod form;
 pub mod history;
 pub mod load;
 pub mod mutants;
@@ -38,8 +54,16 @@ pub mod postgres;
 pub mod report;
 pub mod scenario;
 pub mod suite;
-pub mod target;
+pub mod testing;
 
 /// The seeded generator behind every random choice: portable and
 /// reproducible across platforms and versions, as a replayable seed needs.
 pub type SeededRng = rand::rngs::Xoshiro256PlusPlus;
+
+/// The command-line name of a clap value (`storm`, `lost-ack`).
+pub(crate) fn value_name<T: clap::ValueEnum>(value: &T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}

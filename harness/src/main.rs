@@ -7,7 +7,7 @@ use idemproof_harness::cli::{self, Cli};
 
 fn main() -> ExitCode {
     // Replicas of the service under test are this binary, re-executed.
-    idemproof_harness::child::run_if_child();
+    idemproof_harness::deploy::child::run_if_child();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

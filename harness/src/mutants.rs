@@ -10,10 +10,10 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use idemproof_service::mutants::Strategy;
 use serde::Serialize;
 
+use crate::deploy::{ServiceSettings, Target};
 use crate::report::{RunReport, Status};
 use crate::scenario::Scenario;
 use crate::suite::{self, Environment, Sizes};
-use crate::target::{ServiceSettings, TargetSpec};
 
 /// One strategy on one target.
 #[derive(Debug, Clone, Serialize)]
@@ -57,29 +57,31 @@ pub struct MutantsReport {
     pub passed: bool,
 }
 
-/// Runs the suite for each strategy on each target.
+/// Runs the suite for each strategy on each target, with the scenarios
+/// `scenarios` gives for the strategy (the command line runs the same for
+/// all; a test may run each broken one only where it is known to be
+/// caught).
 pub async fn run(
-    targets: &[TargetSpec],
+    targets: &[Target],
     env: &Environment,
     base: &ServiceSettings,
     sizes: &Sizes,
-    scenarios: &[Scenario],
+    scenarios: impl Fn(Strategy) -> Vec<Scenario>,
     show_progress: bool,
 ) -> anyhow::Result<MutantsReport> {
     let mut rows = Vec::new();
     let mut runs = Vec::new();
-    let strategies = std::iter::once(Strategy::Correct).chain(Strategy::broken());
-    for strategy in strategies {
+    for strategy in strategies() {
         for target in targets {
-            if target.needs_postgres() && !strategy.has_postgres_form() {
+            if !exists_on(strategy, target) {
                 continue;
             }
             let settings = ServiceSettings {
                 strategy,
                 ..base.clone()
             };
-            eprintln!("[mutants] {strategy} on {target}");
-            let report = suite::run(target, env, &settings, sizes, scenarios, show_progress).await?;
+            eprintln!("[mutants] {strategy} on {}", target.label(&settings));
+            let report = suite::run(target, env, &settings, sizes, &scenarios(strategy), show_progress).await?;
             rows.push(row(strategy, &report));
             runs.push(report);
         }
@@ -93,13 +95,23 @@ pub async fn run(
     })
 }
 
+/// The correct strategy, then every broken one.
+pub fn strategies() -> impl Iterator<Item = Strategy> {
+    std::iter::once(Strategy::Correct).chain(Strategy::broken())
+}
+
+/// Whether `strategy` can run on `target` (split-lock is in-process state).
+pub fn exists_on(strategy: Strategy, target: &Target) -> bool {
+    target.is_reference() && (!target.needs_postgres() || strategy.has_postgres_form())
+}
+
 fn row(strategy: Strategy, report: &RunReport) -> MutantRow {
     let mut caught_by = BTreeSet::new();
     let mut detected_after = None;
     let mut elapsed = Duration::ZERO;
     for s in &report.scenarios {
         for v in &s.violations {
-            caught_by.insert((s.scenario.clone(), v.invariant.name().to_owned()));
+            caught_by.insert((s.scenario.clone(), v.invariant.name()));
         }
         if detected_after.is_none()
             && let Some(first) = s.violations.iter().map(|v| v.at_us).min()

@@ -129,7 +129,7 @@ impl PgServer {
     }
 
     fn set_addr(&self, addr: SocketAddr) {
-        *self.addr.lock().expect("address lock") = addr;
+        *self.addr.lock().unwrap_or_else(|p| p.into_inner()) = addr;
     }
 
     /// Polls until a real connection works: the official image logs
@@ -152,7 +152,7 @@ impl PgServer {
 
     /// Where Postgres listens right now.
     pub fn addr(&self) -> SocketAddr {
-        *self.addr.lock().expect("address lock")
+        *self.addr.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// URL of database `db`, directly (not through the harness's proxy).
@@ -161,27 +161,21 @@ impl PgServer {
     }
 
     /// Creates an empty database and returns its URL.
-    pub async fn fresh_database(&self) -> String {
-        let name = self.create_database().await;
-        self.url(&name)
+    pub async fn fresh_database(&self) -> anyhow::Result<String> {
+        Ok(self.url(&self.create_database().await?))
     }
 
     /// Creates an empty database and returns its name.
-    pub async fn create_database(&self) -> String {
+    pub async fn create_database(&self) -> anyhow::Result<String> {
         let name = format!(
             "idemproof_{}_{}",
             std::process::id(),
             self.next_db.fetch_add(1, Ordering::SeqCst)
         );
-        let mut admin = PgConnection::connect(&self.url("postgres"))
-            .await
-            .expect("connect as admin");
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create database");
+        let mut admin = PgConnection::connect(&self.url("postgres")).await?;
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
         let _ = admin.close().await;
-        name
+        Ok(name)
     }
 
     /// `docker stop`: the server shuts down; its data survives.

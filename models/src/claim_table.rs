@@ -2,6 +2,14 @@
 //! record, where deciding and writing happen under a single lock
 //! acquisition. Synchronous and runtime-free so that loom can check it; the
 //! async service wraps it (waiting is done through [`Waker`] callbacks).
+//!
+//! A table may be bounded ([`ClaimTable::bounded`]): it then never holds
+//! more than that many records. A key with no record that would go past
+//! the bound first makes room by removing dead records (the ones reaping
+//! would remove), under the same lock; if every record is alive the key
+//! is refused ([`Claim::Full`]). A live record is never dropped to make
+//! room, and keys that have a record (replays, mismatches, in-flight
+//! duplicates, takeovers of a dead claim) are decided as always.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -32,6 +40,13 @@ pub enum Claim<R> {
         /// When the owner's claim becomes abandoned.
         lease_expires_at: Timestamp,
     },
+    /// The key has no record and the table is at its bound with live
+    /// records only: nothing was stored.
+    Full {
+        /// When the first record reaches its expiry, so reaping can make
+        /// room (`None` for a table bounded at zero).
+        room_at: Option<Timestamp>,
+    },
 }
 
 /// Why [`ClaimTable::complete`] did not store a result.
@@ -49,6 +64,8 @@ pub enum CompleteError<E> {
 pub struct ClaimTable<R> {
     /// Lease and TTL applied to every claim.
     terms: Terms,
+    /// Most records held at once.
+    max_records: usize,
     /// Records and their expiry index, always changed together.
     inner: Mutex<Inner<R>>,
 }
@@ -67,11 +84,21 @@ struct Slot<R> {
     waiters: Vec<Waker>,
 }
 
+/// Dead records removed at most per attempt to make room, so a full table
+/// of expired keys is emptied in steps rather than under one long lock.
+pub const ROOM_REAP_BATCH: usize = 64;
+
 impl<R: Clone> ClaimTable<R> {
-    /// An empty table.
+    /// An empty, unbounded table.
     pub fn new(terms: Terms) -> Self {
+        Self::bounded(terms, usize::MAX)
+    }
+
+    /// An empty table holding at most `max_records` records.
+    pub fn bounded(terms: Terms, max_records: usize) -> Self {
         Self {
             terms,
+            max_records,
             inner: Mutex::new(Inner {
                 slots: HashMap::new(),
                 by_expiry: BTreeSet::new(),
@@ -100,7 +127,17 @@ impl<R: Clone> ClaimTable<R> {
     ) -> Claim<R> {
         let mut inner = self.lock();
         let decision = decide(inner.slots.get(scope).map(|s| &s.record), &fingerprint, now);
-        let woken = match decision {
+        let mut woken = Vec::new();
+        if matches!(decision, Decision::Claim)
+            && !inner.slots.contains_key(scope)
+            && !inner.room(now, self.max_records, &mut woken)
+        {
+            let room_at = inner.by_expiry.first().map(|(expires_at, _)| *expires_at);
+            drop(inner);
+            wake(woken);
+            return Claim::Full { room_at };
+        }
+        woken.extend(match decision {
             Decision::Claim => {
                 let record = KeyRecord::claimed(fingerprint, token, now, self.terms);
                 inner.put(scope.clone(), record)
@@ -112,7 +149,7 @@ impl<R: Clone> ClaimTable<R> {
                 Vec::new()
             }
             Decision::Replay(_) | Decision::Mismatch { .. } => Vec::new(),
-        };
+        });
         drop(inner);
         wake(woken);
         match decision {
@@ -145,9 +182,11 @@ impl<R: Clone> ClaimTable<R> {
     /// The one-step path for a key with no record at all: runs `work` and
     /// stores its result as the key's completed outcome, in one critical
     /// section, so no claim is ever visible. Returns `Ok(None)` without
-    /// running `work` if `scope` has any record (even a dead one): the
-    /// caller then goes through [`Self::claim`]. `work` runs under the
-    /// table lock, so it must be short and must not touch this table.
+    /// running `work` if `scope` has any record (even a dead one), or if
+    /// the table is full of live records: the caller then goes through
+    /// [`Self::claim`], which decides (and answers [`Claim::Full`] for the
+    /// latter). `work` runs under the table lock, so it must be short and
+    /// must not touch this table.
     pub fn create_one_step<E>(
         &self,
         scope: &Scope,
@@ -159,7 +198,20 @@ impl<R: Clone> ClaimTable<R> {
         if inner.slots.contains_key(scope) {
             return Ok(None);
         }
-        let result = work()?;
+        let mut woken = Vec::new();
+        if !inner.room(now, self.max_records, &mut woken) {
+            drop(inner);
+            wake(woken);
+            return Ok(None);
+        }
+        let result = match work() {
+            Ok(result) => result,
+            Err(e) => {
+                drop(inner);
+                wake(woken);
+                return Err(e);
+            }
+        };
         let record = KeyRecord {
             fingerprint,
             state: KeyState::Completed { result: result.clone() },
@@ -167,7 +219,7 @@ impl<R: Clone> ClaimTable<R> {
             expires_at: now + self.terms.ttl,
         };
         // Nobody can be waiting on a scope that had no record.
-        let woken = inner.put(scope.clone(), record);
+        woken.extend(inner.put(scope.clone(), record));
         drop(inner);
         wake(woken);
         Ok(Some(result))
@@ -221,23 +273,19 @@ impl<R: Clone> ClaimTable<R> {
     /// past their TTL, or abandoned), oldest expiry first. Returns how many
     /// were removed.
     pub fn reap_expired(&self, now: Timestamp, limit: usize) -> usize {
-        let mut inner = self.lock();
-        let due: Vec<Scope> = inner
-            .by_expiry
-            .iter()
-            .take_while(|(expires_at, _)| *expires_at <= now)
-            .map(|(_, scope)| scope)
-            .filter(|scope| inner.slots.get(*scope).is_some_and(|s| s.record.is_dead(now)))
-            .take(limit)
-            .cloned()
-            .collect();
         let mut woken = Vec::new();
-        for scope in &due {
-            woken.extend(inner.remove(scope));
-        }
-        drop(inner);
+        let reaped = self.lock().reap(now, limit, &mut woken);
         wake(woken);
-        due.len()
+        reaped
+    }
+
+    /// Whether a key with no record could be stored at `now`, after making
+    /// room by removing dead records if the table is at its bound.
+    pub fn has_room(&self, now: Timestamp) -> bool {
+        let mut woken = Vec::new();
+        let room = self.lock().room(now, self.max_records, &mut woken);
+        wake(woken);
+        room
     }
 
     /// A copy of the record stored for `scope`, dead or alive.
@@ -257,6 +305,35 @@ impl<R: Clone> ClaimTable<R> {
 }
 
 impl<R> Inner<R> {
+    /// Whether one more record fits under `max`, removing up to
+    /// [`ROOM_REAP_BATCH`] dead records first if it does not; their
+    /// waiters go to `woken`.
+    fn room(&mut self, now: Timestamp, max: usize, woken: &mut Vec<Waker>) -> bool {
+        if self.slots.len() < max {
+            return true;
+        }
+        self.reap(now, ROOM_REAP_BATCH, woken);
+        self.slots.len() < max
+    }
+
+    /// Removes up to `limit` records dead at `now`, oldest expiry first;
+    /// their waiters go to `woken`. Returns how many were removed.
+    fn reap(&mut self, now: Timestamp, limit: usize, woken: &mut Vec<Waker>) -> usize {
+        let due: Vec<Scope> = self
+            .by_expiry
+            .iter()
+            .take_while(|(expires_at, _)| *expires_at <= now)
+            .map(|(_, scope)| scope)
+            .filter(|scope| self.slots.get(*scope).is_some_and(|s| s.record.is_dead(now)))
+            .take(limit)
+            .cloned()
+            .collect();
+        for scope in &due {
+            woken.extend(self.remove(scope));
+        }
+        due.len()
+    }
+
     /// Stores `record` for `scope`, replacing any previous one; returns the
     /// replaced record's waiters so the caller can wake them.
     fn put(&mut self, scope: Scope, record: KeyRecord<R>) -> Vec<Waker> {
@@ -454,6 +531,61 @@ mod tests {
         assert!(table.record(&fresh).is_some());
         assert_eq!(table.reap_expired(t(1000), 10), 1);
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_bounded_table_refuses_new_keys_only_when_every_record_is_alive() {
+        let table = ClaimTable::<u32>::bounded(
+            Terms {
+                lease: Duration::seconds(30),
+                ttl: Duration::seconds(100),
+            },
+            2,
+        );
+        let fp = Fingerprint([1; 32]);
+        assert_eq!(
+            table.create_one_step(&scope(1, "a"), fp, t(0), || Ok::<_, ()>(1)),
+            Ok(Some(1))
+        );
+        let b = LeaseToken::random();
+        assert_eq!(table.claim(&scope(1, "b"), fp, b, t(10), None), Claim::Acquired);
+        // Full of live records: a new key is refused both ways, nothing runs.
+        let mut ran = false;
+        let one_step = table.create_one_step(&scope(1, "c"), fp, t(20), || {
+            ran = true;
+            Ok::<_, ()>(3)
+        });
+        assert_eq!((one_step, ran), (Ok(None), false));
+        assert_eq!(
+            table.claim(&scope(1, "c"), fp, LeaseToken::random(), t(20), None),
+            Claim::Full { room_at: Some(t(100)) }
+        );
+        assert_eq!(table.len(), 2);
+        assert!(!table.has_room(t(20)));
+        // Keys with a record are decided as always.
+        assert_eq!(
+            table.claim(&scope(1, "a"), fp, LeaseToken::random(), t(20), None),
+            Claim::Replay(1)
+        );
+        assert!(matches!(
+            table.claim(&scope(1, "b"), fp, LeaseToken::random(), t(20), None),
+            Claim::InFlight { .. }
+        ));
+        assert_eq!(table.complete(&scope(1, "b"), b, || Ok::<_, ()>(2)), Ok(2));
+        // Once `a` is dead, a new key makes room by removing it, and only it.
+        assert!(table.has_room(t(100)));
+        assert_eq!(
+            table.create_one_step(&scope(1, "c"), fp, t(100), || Ok::<_, ()>(3)),
+            Ok(Some(3))
+        );
+        assert!(table.record(&scope(1, "a")).is_none());
+        assert_eq!(table.record(&scope(1, "b")).map(|r| r.expires_at), Some(t(110)));
+        assert_eq!(table.len(), 2);
+        // Taking over a dead record needs no room.
+        assert_eq!(
+            table.claim(&scope(1, "b"), fp, LeaseToken::random(), t(110), None),
+            Claim::Acquired
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@
 #![cfg(loom)]
 
 // The crate root is `tests/loom.rs`, so its modules live in `tests/loom/`.
+#[path = "loom/bound.rs"]
+mod bound;
 #[path = "loom/claims.rs"]
 mod claims;
 #[path = "loom/isolation.rs"]

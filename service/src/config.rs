@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::idempotency::{InFlightMode, MismatchMode, Policy};
+use crate::readiness::ProbeSettings;
+use crate::store::memory::MemoryLimits;
 use crate::store::postgres::Schema;
 
 /// Secret used when `AUTH_SECRET` is not set and `--insecure-dev-secret`
@@ -138,6 +140,42 @@ pub struct Config {
     /// connection still open is closed and the process exits.
     #[arg(long, env = "SHUTDOWN_DRAIN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_drain_timeout: Duration,
+
+    /// API requests one organisation may have in flight at once; one
+    /// beyond gets 429 at once. 0: no per-organisation cap (only
+    /// `MAX_IN_FLIGHT`).
+    #[arg(long, env = "MAX_IN_FLIGHT_PER_ORG", default_value_t = 256)]
+    pub max_in_flight_per_org: usize,
+
+    /// Time between readiness write probes.
+    #[arg(long, env = "READINESS_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub readiness_interval: Duration,
+
+    /// How long a readiness probe waits for a database connection (then
+    /// "busy": no verdict) and for its write (then "failed").
+    #[arg(long, env = "READINESS_PROBE_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub readiness_probe_timeout: Duration,
+
+    /// Failed write probes in a row that make `/readyz` answer 503.
+    #[arg(long, env = "READINESS_FAIL_AFTER", default_value_t = 3)]
+    pub readiness_fail_after: u32,
+
+    /// Successful write probes in a row that make `/readyz` answer 200
+    /// again.
+    #[arg(long, env = "READINESS_RECOVER_AFTER", default_value_t = 2)]
+    pub readiness_recover_after: u32,
+
+    /// In-memory store: most idempotency records held at once. At the
+    /// bound dead keys are removed to make room; if every key is alive a
+    /// new key is refused (503 `store_full`).
+    #[arg(long, env = "MEMORY_MAX_KEYS", default_value_t = 1_000_000)]
+    pub memory_max_keys: usize,
+
+    /// In-memory store: most bytes of agents and deployments (each counted
+    /// as its JSON plus a fixed overhead). Past it every creation is
+    /// refused (503 `store_full`); nothing is ever deleted to make room.
+    #[arg(long, env = "MEMORY_MAX_RESOURCE_BYTES", default_value_t = 1_073_741_824)]
+    pub memory_max_resource_bytes: usize,
 }
 
 /// Log line format.
@@ -181,6 +219,13 @@ impl Default for Config {
             rate_limit_burst: 0,
             list_page_max_bytes: 1_048_576,
             shutdown_drain_timeout: Duration::from_secs(20),
+            max_in_flight_per_org: 256,
+            readiness_interval: Duration::from_secs(2),
+            readiness_probe_timeout: Duration::from_secs(1),
+            readiness_fail_after: 3,
+            readiness_recover_after: 2,
+            memory_max_keys: 1_000_000,
+            memory_max_resource_bytes: 1_073_741_824,
         }
     }
 }
@@ -207,6 +252,24 @@ impl Config {
             wait: self.idempotency_wait,
             in_flight: self.idempotency_in_flight,
             mismatch: self.idempotency_mismatch,
+        }
+    }
+
+    /// The in-memory store's bounds.
+    pub fn memory_limits(&self) -> MemoryLimits {
+        MemoryLimits {
+            max_keys: self.memory_max_keys,
+            max_resource_bytes: self.memory_max_resource_bytes,
+        }
+    }
+
+    /// How the readiness probe runs.
+    pub fn probe_settings(&self) -> ProbeSettings {
+        ProbeSettings {
+            interval: self.readiness_interval.max(Duration::from_millis(1)),
+            timeout: self.readiness_probe_timeout,
+            fail_after: self.readiness_fail_after.max(1),
+            recover_after: self.readiness_recover_after.max(1),
         }
     }
 
@@ -269,6 +332,11 @@ mod tests {
         assert!(c.auth_secret().is_err(), "no secret, no start");
         assert_eq!(c.metrics_bind, None, "metrics are off unless asked for");
         assert_eq!(c.rate_limit_per_org, 0, "no rate limit unless asked for");
+        assert_eq!(c.max_in_flight_per_org, 256);
+        assert_eq!(c.readiness_interval, Duration::from_secs(2));
+        assert_eq!((c.readiness_fail_after, c.readiness_recover_after), (3, 2));
+        assert_eq!(c.memory_max_keys, 1_000_000);
+        assert_eq!(c.memory_max_resource_bytes, 1 << 30);
     }
 
     #[test]

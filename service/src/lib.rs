@@ -34,8 +34,8 @@
 //!   `postgres` backends (migrations beside them), and [`Layer`]s.
 //! - [`domain`]: agents, deployments, payload validation and fingerprints.
 //! - [`auth`], [`clock`], [`reaper`], [`telemetry`].
-//! - [`readiness`]: a write-probe verdict with hysteresis, the prototype of
-//!   a `/readyz` that reflects whether the service can create.
+//! - [`readiness`]: the background write probe and its verdict, with
+//!   hysteresis: `/readyz` says whether the service can create.
 //! - `mutants` (feature `mutants` only): deliberately broken strategies,
 //!   one file each, for the harness to catch.
 //!

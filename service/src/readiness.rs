@@ -1,29 +1,36 @@
 //! Readiness that reflects whether the service can create, without
-//! flapping (a prototype for `/readyz`: not wired in yet, see
-//! docs/operations.md, "Not yet bounded").
+//! flapping. `/readyz` answers the last verdict of a background write
+//! probe ([`run`]); it never touches the store itself.
 //!
-//! Today `/readyz` pings the store, which answers while every write fails
-//! (a read-only database, a full disk). Readiness must instead come from
-//! a probe that *writes* (for Postgres: a committed one-row update, which
-//! fails on a read-only server and on a full disk once WAL cannot grow),
-//! and must not flap when the pool is merely busy. So:
+//! A ping would answer while every write fails (a read-only database, a
+//! full disk), so the probe *writes*: [`crate::store::KeyStore::probe_write`],
+//! on Postgres a committed write that allocates a fresh page of a table
+//! clients never see, in memory a check for room under the store's
+//! bounds. And readiness must not flap when the pool is merely busy, so:
 //!
-//! - the probe runs in the background every `interval`, never on the
-//!   request path, and `/readyz` reads the last verdict (a probe storm
-//!   cannot exhaust the pool either);
-//! - a probe that could not even get a connection in time is [`Probe::Busy`]:
-//!   it says nothing about writes and leaves the verdict as it is;
-//! - the verdict turns unready only after `fail_after` failed probes in a
-//!   row, and ready again only after `recover_after` successful ones.
-//!
-//! What the store must provide (phase 2, with the store refactor): one
-//! `async fn probe_write(&self) -> Probe` per backend, with its own short
-//! pool-acquire timeout mapped to `Busy`.
+//! - the probe runs every `READINESS_INTERVAL`, never on the request path,
+//!   so a storm of `/readyz` requests costs nothing and cannot exhaust the
+//!   pool;
+//! - a probe that could not get a connection within
+//!   `READINESS_PROBE_TIMEOUT` because every connection is in use is
+//!   [`Probe::Busy`]: it says nothing about writes and leaves the verdict
+//!   as it is;
+//! - the verdict turns unready only after `READINESS_FAIL_AFTER` failed
+//!   probes in a row, and ready again only after `READINESS_RECOVER_AFTER`
+//!   successful ones.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::http::metrics::Metrics;
+use crate::store::KeyStore;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// One probe's outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One probe's outcome. Its label in `/metrics` is the variant's name in
+/// lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Probe {
     /// A write committed.
     Wrote,
@@ -80,6 +87,47 @@ impl Readiness {
             return !ready;
         }
         ready
+    }
+}
+
+/// How the probe runs and how the verdict moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSettings {
+    /// Time between probes.
+    pub interval: Duration,
+    /// How long a probe may wait for a connection (then busy) and for its
+    /// write (then failed).
+    pub timeout: Duration,
+    /// Failed probes in a row that make the service unready.
+    pub fail_after: u32,
+    /// Successful probes in a row that make it ready again.
+    pub recover_after: u32,
+}
+
+/// Probes `keys` every `settings.interval` until the task is aborted,
+/// feeding `readiness` and counting each outcome in `metrics`.
+pub async fn run(
+    keys: Arc<dyn KeyStore>,
+    clock: Arc<dyn Clock>,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+    settings: ProbeSettings,
+) {
+    let mut every = tokio::time::interval(settings.interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let probe = keys.probe_write(clock.now(), settings.timeout).await;
+        let was = readiness.is_ready();
+        let ready = readiness.observe(probe);
+        metrics.record_probe(probe, ready);
+        if ready != was {
+            if ready {
+                tracing::info!("ready again: the write probe succeeded");
+            } else {
+                tracing::warn!("not ready: the write probe keeps failing; creations would fail");
+            }
+        }
     }
 }
 

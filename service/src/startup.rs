@@ -17,8 +17,10 @@ use crate::http::metrics::Metrics;
 use crate::http::rate_limit::{self, OrgRateLimiter};
 use crate::http::request_head::HeadLimits;
 use crate::http::server::{self, ServeSettings};
+use crate::http::tenant_limit::TenantInFlight;
 use crate::http::{AppState, metrics_router, router};
 use crate::idempotency::Idempotency;
+use crate::readiness::{self, ProbeSettings, Readiness};
 use crate::reaper;
 use crate::store::Stores;
 use crate::store::memory::MemoryStore;
@@ -40,6 +42,10 @@ pub struct Application {
     serve: ServeSettings,
     /// Pruned while serving.
     rate_limiter: Option<Arc<OrgRateLimiter>>,
+    /// Fed by the write probe while serving, read by `/readyz`.
+    readiness: Arc<Readiness>,
+    /// How the write probe runs.
+    probe: ProbeSettings,
     /// Handed to the reaper task when serving starts.
     stores: Stores,
     clock: Arc<dyn Clock>,
@@ -63,7 +69,7 @@ pub async fn connect_stores(config: &Config) -> anyhow::Result<Stores> {
         }
         None => {
             tracing::info!("using the in-memory store (set DATABASE_URL for Postgres)");
-            Arc::new(MemoryStore::new(config.terms())).stores()
+            Arc::new(MemoryStore::bounded(config.terms(), config.memory_limits())).stores()
         }
     })
 }
@@ -87,6 +93,8 @@ impl Application {
         }
         let metrics = Arc::new(Metrics::default());
         let rate_limiter = OrgRateLimiter::new(config.rate_limit_per_org, config.rate_limit_burst).map(Arc::new);
+        let probe = config.probe_settings();
+        let readiness = Arc::new(Readiness::new(probe.fail_after, probe.recover_after));
         let state = AppState {
             idempotency: Idempotency::new(stores.keys.clone(), clock.clone(), config.policy()),
             stores: stores.clone(),
@@ -103,6 +111,8 @@ impl Application {
                 max_headers: config.max_headers,
             },
             max_in_flight: config.max_in_flight.max(1),
+            tenant_in_flight: TenantInFlight::new(config.max_in_flight_per_org).map(Arc::new),
+            readiness: readiness.clone(),
         };
         let serve = ServeSettings {
             header_timeout: config.http_header_timeout,
@@ -131,6 +141,8 @@ impl Application {
             metrics_state: metrics,
             serve,
             rate_limiter,
+            readiness,
+            probe,
             stores,
             clock,
             reap_interval: config.idempotency_reap_interval,
@@ -150,6 +162,13 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains open requests for at
     /// most `SHUTDOWN_DRAIN_TIMEOUT` and returns.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let prober = tokio::spawn(readiness::run(
+            self.stores.keys.clone(),
+            self.clock.clone(),
+            self.readiness,
+            self.metrics_state.clone(),
+            self.probe,
+        ));
         let reaper = tokio::spawn(reaper::run(self.stores.keys, self.clock, self.reap_interval));
         let pruner = self.rate_limiter.map(|limiter| {
             tokio::spawn(async move {
@@ -183,6 +202,7 @@ impl Application {
             let _ = metrics.await;
         }
         reaper.abort();
+        prober.abort();
         if let Some(pruner) = pruner {
             pruner.abort();
         }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use idemproof_harness::target::FaultState;
+use idemproof_harness::deploy::FaultState;
 use idemproof_models::{IdempotencyKey, LeaseToken, Scope};
 use idemproof_service::clock::Clock;
 use idemproof_service::domain::deployment::{DeployEnvelope, NewDeployment};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use idemproof_harness::target::FaultState;
+use idemproof_harness::deploy::FaultState;
 use idemproof_models::{IdempotencyKey, LeaseToken, Scope};
 use idemproof_service::clock::Clock;
 use idemproof_service::domain::agent::{CreateEnvelope, NewAgent};
@@ -148,7 +148,12 @@ async fn crashed_owner_blocks_the_key_only_until_its_lease_ends(backend: Backend
 
 /// The service over `backend` behind the harness's fault emulation.
 async fn spawn_faulty(backend: &Backend) -> (TestApp, Arc<FaultState>) {
-    let config = test_config();
+    let mut config = test_config();
+    // Readiness comes from a background probe: probe often, so the outage
+    // case sees its verdict change within a few polls.
+    config.readiness_interval = Duration::from_millis(20);
+    config.readiness_fail_after = 2;
+    config.readiness_recover_after = 2;
     let mut fixture = backend.fixture(&config).await;
     let faults = Arc::new(FaultState::new(1));
     fixture.stores = fixture.stores.layer(faults.clone());
@@ -197,12 +202,22 @@ async fn failed_creation_is_not_pinned_to_the_key(backend: Backend) {
     assert_eq!(app.all_agents(1).await.len(), 2);
 }
 
+/// Polls `/readyz` (at most 500 times, 20 ms apart) until it answers `want`.
+async fn wait_for_readyz(app: &TestApp, want: StatusCode) {
+    for _ in 0..500 {
+        if app.readyz().await.status == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("/readyz never answered {want}");
+}
+
 async fn outage_is_503_then_recovers(backend: Backend) {
     let (app, faults) = spawn_faulty(&backend).await;
-    let ready = |app: &TestApp| app.client.get(format!("{}/readyz", app.base));
-    assert_eq!(app.send(ready(&app)).await.status, StatusCode::OK);
+    assert_eq!(app.readyz().await.status, StatusCode::OK);
     faults.set_outage(true);
-    assert_eq!(app.send(ready(&app)).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    wait_for_readyz(&app, StatusCode::SERVICE_UNAVAILABLE).await;
     let live = app.send(app.client.get(format!("{}/healthz", app.base))).await;
     assert_eq!(live.status, StatusCode::OK);
     for key in [Some("k"), None] {
@@ -210,7 +225,7 @@ async fn outage_is_503_then_recovers(backend: Backend) {
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
     }
     faults.set_outage(false);
-    assert_eq!(app.send(ready(&app)).await.status, StatusCode::OK);
+    wait_for_readyz(&app, StatusCode::OK).await;
     assert!(
         app.all_agents(1).await.is_empty(),
         "nothing half-written during the outage"

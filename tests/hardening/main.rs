@@ -11,8 +11,11 @@
 mod auth;
 mod connections;
 mod input;
+mod memory_bound;
 mod raw;
+mod readiness;
 mod requests;
+mod small_disk;
 mod tenancy;
 
 use std::time::Duration;
@@ -34,5 +37,7 @@ fn main() -> std::process::ExitCode {
     cases.extend(auth::cases());
     cases.extend(input::cases());
     cases.extend(tenancy::cases());
+    cases.extend(readiness::cases());
+    cases.extend(memory_bound::cases());
     idemproof_testkit::runner::run(cases)
 }

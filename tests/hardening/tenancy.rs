@@ -1,9 +1,14 @@
-//! Per-organisation rate limits: one tenant over its quota gets 429 with
-//! `Retry-After`, writes nothing, and leaves the other tenants' quota
-//! alone. Off by default.
+//! Per-organisation limits: one tenant over its rate (off by default) or
+//! at its cap of requests in flight (on by default) gets 429 with
+//! `Retry-After`, writes nothing, and leaves the other tenants' quota and
+//! slots alone.
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
+
+use crate::raw::{connect, head, read_response, write};
 
 use idemproof_testkit::app::{Backend, TestApp};
 use idemproof_testkit::cases;
@@ -13,6 +18,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::Stores =>
         an_organisation_over_its_rate_gets_429_and_others_are_served,
         there_is_no_rate_limit_by_default,
+        an_organisation_at_its_in_flight_cap_gets_429_and_others_are_served,
     ]
 }
 
@@ -77,4 +83,73 @@ async fn there_is_no_rate_limit_by_default(backend: Backend) {
             StatusCode::CREATED
         );
     }
+}
+
+async fn an_organisation_at_its_in_flight_cap_gets_429_and_others_are_served(backend: Backend) {
+    const CAP: usize = 2;
+    let app = TestApp::spawn(&backend, |c| {
+        c.max_in_flight_per_org = CAP;
+        // Long enough that the held requests outlast the case.
+        c.http_body_timeout = Duration::from_secs(60);
+    })
+    .await;
+    // CAP creations of organisation 1 whose bodies are still on their way:
+    // each holds a slot from the gate on.
+    let token = format!("Bearer {}", app.token(1, &[1]));
+    let body = br#"{"name": "held"}"#;
+    let length = body.len().to_string();
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let mut s = connect(&app.base).await;
+        let headers = [
+            ("host", "127.0.0.1"),
+            ("authorization", token.as_str()),
+            ("content-type", "application/json"),
+            ("content-length", length.as_str()),
+        ];
+        write(&mut s, &head("POST", "/api/v1/agents?organization_id=1", &headers)).await;
+        write(&mut s, &body[..4]).await;
+        held.push(s);
+    }
+    // The next request of organisation 1 is refused at once, once the held
+    // ones have reached the gate (bounded polls).
+    let mut refused = None;
+    for _ in 0..200 {
+        let reply = app.create(1, 1, None, &json!({"name": "n"})).await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = refused.expect("organisation 1 was never at its cap");
+    assert_eq!(refused.code(), "too_many_in_flight");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        app.metric(r#"idemproof_create_requests_total{outcome="concurrency_limited"}"#)
+            .await,
+        1.0
+    );
+    // Another organisation is served meanwhile.
+    assert_eq!(
+        app.create(2, 1, None, &json!({"name": "other"})).await.status,
+        StatusCode::CREATED
+    );
+    // The held requests finish, and give their slots back.
+    for s in &mut held {
+        write(s, &body[4..]).await;
+        let done = read_response(s).await.expect("the held creation's answer");
+        assert_eq!(done.status, 201, "{done:?}");
+    }
+    let mut served = false;
+    for _ in 0..200 {
+        let reply = app.create(1, 1, Some("over-the-cap"), &json!({"name": "n"})).await;
+        if reply.status == StatusCode::CREATED || reply.status == StatusCode::OK {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "the slots were never given back");
 }

@@ -66,7 +66,10 @@ fn check<R: Subject>(runtime: &Runtime, backend: AppBackend) -> Result<(), Faile
         None => (Backend::Memory, MEMORY_CASES, MEMORY_REGRESSIONS),
         Some((server, schema)) => {
             let store = runtime.block_on(async {
-                let url = server.fresh_database().await;
+                let url = server
+                    .fresh_database()
+                    .await
+                    .map_err(|e| format!("could not create the test database: {e:#}"))?;
                 PgStore::connect(&url, 8, terms(), schema)
                     .await
                     .map_err(|e| format!("could not connect to the test database: {e:#}"))

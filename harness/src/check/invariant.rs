@@ -4,30 +4,34 @@
 use serde::Serialize;
 
 /// One promise the checker verifies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Invariant {
-    /// At most one 201 per key among requests that overlapped.
+    /// Concurrent requests for one key create at most one resource.
     AtMostOneCreation,
-    /// A request that starts after a success returned never creates anew.
+    /// A request sent after a success for its key returned never creates anew.
     NoRecreateAfterSuccess,
-    /// Every success for a key names the same agent.
+    /// Every success for a key names the same resource.
     OneAgentPerKey,
-    /// Every response naming an agent shows it unchanged.
+    /// Every answer naming a resource shows it unchanged.
     ReplayUnchanged,
-    /// A reused key with another payload gets 422, never another payload's agent.
-    MismatchGets422,
-    /// No response shows another organisation's or user's agent.
+    /// In reject mode, a reused key with another payload is refused, never
+    /// answered with another payload's resource.
+    MismatchRefused,
+    /// An identical retry is never refused as "key reused", and once its
+    /// key completed it gets the key's resource.
+    IdenticalRetryHonoured,
+    /// No answer shows another tenant's or user's resource.
     TenantIsolation,
-    /// Only 409, 422 and (during faults) 503 are errors; no other 4xx or 5xx.
+    /// Only the contract's errors, and outages only during faults.
     CleanErrors,
     /// Once faults end, every client that keeps retrying gets through.
     Recovers,
     /// After the run no key is still in progress.
     NoStuckKeys,
-    /// Every acknowledged agent exists in the store, as acknowledged.
+    /// Every acknowledged resource exists in the final state, as acknowledged.
     AcknowledgedDurable,
-    /// The store holds at most one agent per key.
+    /// The final state holds at most one resource per key.
     NoExtraAgents,
     /// The scenario's own promise about a submission's answer.
     Expectation,
@@ -35,37 +39,13 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant, in report order.
-    pub const ALL: [Invariant; 12] = [
-        Invariant::AtMostOneCreation,
-        Invariant::NoRecreateAfterSuccess,
-        Invariant::OneAgentPerKey,
-        Invariant::ReplayUnchanged,
-        Invariant::MismatchGets422,
-        Invariant::TenantIsolation,
-        Invariant::CleanErrors,
-        Invariant::Recovers,
-        Invariant::NoStuckKeys,
-        Invariant::AcknowledgedDurable,
-        Invariant::NoExtraAgents,
-        Invariant::Expectation,
-    ];
+    pub fn all() -> &'static [Invariant] {
+        <Self as clap::ValueEnum>::value_variants()
+    }
 
     /// Kebab-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Invariant::AtMostOneCreation => "at-most-one-creation",
-            Invariant::NoRecreateAfterSuccess => "no-recreate-after-success",
-            Invariant::OneAgentPerKey => "one-agent-per-key",
-            Invariant::ReplayUnchanged => "replay-unchanged",
-            Invariant::MismatchGets422 => "mismatch-gets-422",
-            Invariant::TenantIsolation => "tenant-isolation",
-            Invariant::CleanErrors => "clean-errors",
-            Invariant::Recovers => "recovers",
-            Invariant::NoStuckKeys => "no-stuck-keys",
-            Invariant::AcknowledgedDurable => "acknowledged-durable",
-            Invariant::NoExtraAgents => "no-extra-agents",
-            Invariant::Expectation => "expectation",
-        }
+    pub fn name(self) -> String {
+        crate::value_name(&self)
     }
 
     /// The real bug the invariant catches.
@@ -74,11 +54,20 @@ impl Invariant {
             Invariant::AtMostOneCreation => {
                 "check-then-insert races: two concurrent requests both miss and both insert"
             }
-            Invariant::NoRecreateAfterSuccess => "lost or expired records: a retry after success creates a duplicate",
+            Invariant::NoRecreateAfterSuccess => {
+                "lost or expired records: a retry after success (or after a lost answer) creates a duplicate"
+            }
             Invariant::OneAgentPerKey => "replays pointing at the wrong resource",
             Invariant::ReplayUnchanged => "replays rebuilt from changed state instead of the original result",
-            Invariant::MismatchGets422 => "payload check skipped on replay: an edited form silently gets the old agent",
-            Invariant::TenantIsolation => "keys not scoped per tenant: one customer's key replays another's agent",
+            Invariant::MismatchRefused => {
+                "payload check skipped on replay: an edited form silently gets the old resource"
+            }
+            Invariant::IdenticalRetryHonoured => {
+                "fingerprints lost or computed differently: every identical retry refused as another payload"
+            }
+            Invariant::TenantIsolation => {
+                "keys not scoped per tenant or user: one customer's key replays another's resource"
+            }
             Invariant::CleanErrors => "unhandled failures surfacing as 500s, or errors outside any fault",
             Invariant::Recovers => "failures cached and replayed for a day; keys stuck after a crash",
             Invariant::NoStuckKeys => "in-progress claims with no lease, stuck forever after the owner died",
@@ -91,6 +80,6 @@ impl Invariant {
 
 impl std::fmt::Display for Invariant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }

@@ -99,7 +99,9 @@ fn pgbench_script() -> String {
 pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: &Path, meter: &CpuMeter) -> External {
     let script = dir.join("keyed-create.pgbench.sql");
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&script, pgbench_script())) {
-        return External::Unavailable { reason: format!("cannot write the pgbench script: {e}") };
+        return External::Unavailable {
+            reason: format!("cannot write the pgbench script: {e}"),
+        };
     }
     let args = vec![
         "-n".to_owned(),
@@ -119,7 +121,11 @@ pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: 
     let before = meter.database_us();
     let output = match Command::new("pgbench").args(&args).stdin(Stdio::null()).output().await {
         Ok(output) => output,
-        Err(e) => return External::Unavailable { reason: format!("pgbench not runnable ({e}); install postgresql-client") },
+        Err(e) => {
+            return External::Unavailable {
+                reason: format!("pgbench not runnable ({e}); install postgresql-client"),
+            };
+        }
     };
     let after = meter.database_us();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -140,13 +146,15 @@ pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: 
             failures: 0,
             cpu,
         },
-        _ => External::Unavailable { reason: format!(
-            "pgbench failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .last()
-                .unwrap_or("no output")
-        ) },
+        _ => External::Unavailable {
+            reason: format!(
+                "pgbench failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("no output")
+            ),
+        },
     }
 }
 
@@ -185,7 +193,9 @@ end
     );
     let path = dir.join("keyed-create.wrk.lua");
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, script)) {
-        return External::Unavailable { reason: format!("cannot write the wrk script: {e}") };
+        return External::Unavailable {
+            reason: format!("cannot write the wrk script: {e}"),
+        };
     }
     let args = vec![
         "-t".to_owned(),
@@ -202,7 +212,11 @@ end
     let before = meter.snapshot();
     let output = match Command::new("wrk").args(&args).stdin(Stdio::null()).output().await {
         Ok(output) => output,
-        Err(e) => return External::Unavailable { reason: format!("wrk not runnable ({e}); install wrk") },
+        Err(e) => {
+            return External::Unavailable {
+                reason: format!("wrk not runnable ({e}); install wrk"),
+            };
+        }
     };
     let after = meter.snapshot();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -220,7 +234,9 @@ end
             failures: parse_after(&stdout, "Non-2xx or 3xx responses:").unwrap_or(0.0) as u64,
             cpu,
         },
-        _ => External::Unavailable { reason: format!("wrk failed: {}", stdout.lines().last().unwrap_or("no output")) },
+        _ => External::Unavailable {
+            reason: format!("wrk failed: {}", stdout.lines().last().unwrap_or("no output")),
+        },
     }
 }
 

@@ -204,7 +204,7 @@ impl Requests {
 }
 
 /// Sends one request; `Err` describes an answer other than `expect`.
-async fn send(
+pub(super) async fn send(
     client: &reqwest::Client,
     endpoint: &Endpoint,
     body: &Value,

@@ -27,9 +27,8 @@ pub use self::generator::{Endpoint, Measured, Workload};
 pub use self::report::{latency_svg, print};
 pub use self::storm::Storm;
 pub use self::wake::Wake;
-use crate::client::ApiClient;
+use crate::deploy::{ProcessReplica, ServiceSettings};
 use crate::postgres::PgServer;
-use crate::target::{ProcessReplica, ServiceSettings};
 
 /// Where the load goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -176,7 +175,7 @@ async fn start_service(
     let (base, process, db_url) = match (&opts.target, postgres) {
         (LoadTarget::Url(url), _) => (url.clone(), None, None),
         (LoadTarget::Postgres, Some(pg)) => {
-            let db = pg.create_database().await;
+            let db = pg.create_database().await?;
             let url = pg.url(&db);
             let process = ProcessReplica::start(Some(&url), &settings).await?;
             (format!("http://127.0.0.1:{}", process.port), Some(process), Some(url))
@@ -196,21 +195,16 @@ async fn start_service(
 }
 
 /// Creates `n` agents with keys, for the replay workload to replay.
-async fn seed_replay_pool(endpoint: &mut Endpoint, secret: &str, n: usize) -> anyhow::Result<()> {
-    let client = ApiClient::new(secret)?;
-    let base = endpoint.url.split("/api/").next().unwrap_or_default().to_owned();
+async fn seed_replay_pool(endpoint: &mut Endpoint, n: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let keys: Vec<String> = (0..n).map(|i| format!("{}-replay-{i}", endpoint.nonce)).collect();
     let body = generator::body();
     for chunk in keys.chunks(32) {
         let sends = chunk
             .iter()
-            .map(|key| client.create(&base, 1, 1, Some(key), &body, Duration::from_secs(30)));
-        for outcome in futures::future::join_all(sends).await {
-            anyhow::ensure!(
-                outcome.status() == Some(201),
-                "seeding the replay pool failed: {}",
-                outcome.label()
-            );
+            .map(|key| generator::send(&client, endpoint, &body, Some(key), 201));
+        for answer in futures::future::join_all(sends).await {
+            answer.map_err(|e| anyhow::anyhow!("seeding the replay pool failed: {e}"))?;
         }
     }
     endpoint.replay_pool = Arc::new(keys);
@@ -234,7 +228,7 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
     let nonce = format!("load{:x}", chrono::Utc::now().timestamp_millis() & 0xff_ffff);
     let mut service = start_service(opts, postgres, Strategy::Correct, &nonce).await?;
     if opts.workloads.contains(&Workload::Replay) {
-        seed_replay_pool(&mut service.endpoint, &opts.secret, 500).await?;
+        seed_replay_pool(&mut service.endpoint, 500).await?;
     }
     let mut report = LoadReport {
         target: opts.target.clone(),
@@ -374,7 +368,7 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
 
 /// Two replicas on a fresh database of `pg`, and [`wake::measure`] on them.
 async fn measure_wake(opts: &LoadOptions, pg: &PgServer, nonce: &str) -> anyhow::Result<Wake> {
-    let url = pg.url(&pg.create_database().await);
+    let url = pg.url(&pg.create_database().await?);
     let settings = settings(opts, Strategy::Correct);
     let mut a = ProcessReplica::start(Some(&url), &settings).await?;
     let mut b = ProcessReplica::start(Some(&url), &settings).await?;

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::generator::{Endpoint, body};
 use crate::SeededRng;
-use crate::target::ProcessReplica;
+use crate::deploy::ProcessReplica;
 
 /// How long the original's work takes, before each of its two writes.
 pub const WORK: Duration = Duration::from_millis(100);

@@ -10,28 +10,33 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 pub use self::plot::{cdf_svg, latency_svg};
-pub use self::table::{print_summary, print_violations};
+pub use self::table::{print_summary, print_violations, violations_text};
 use crate::check::Violation;
+use crate::contract::{Class, Semantics};
+use crate::fault::{FaultRecord, FaultWindow};
 use crate::history::{History, Outcome, Phase};
-use crate::target::ServiceSettings;
+use crate::scenario::Latency;
 
 /// Counts and latency of one scenario's load phase.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
     /// HTTP attempts sent (probes excluded).
     pub requests: u64,
-    /// 201 answers.
+    /// Successes that created (by the replay marker, or else the first
+    /// answer naming each resource).
     pub created: u64,
-    /// 200 answers (replays).
+    /// Successes that replayed.
     pub replayed: u64,
-    /// 409 answers.
+    /// "In flight" answers.
     pub conflict: u64,
-    /// 422 answers.
+    /// "Key reused" answers.
     pub mismatch: u64,
-    /// 5xx answers and connection failures.
+    /// Other errors, 5xx and connection failures.
     pub errors: u64,
     /// Client timeouts.
     pub timeouts: u64,
+    /// Answers the service sent that the fault proxy kept from the client.
+    pub lost: u64,
     /// Median latency of answered attempts, ms.
     pub p50_ms: f64,
     /// 99th percentile, ms.
@@ -46,26 +51,37 @@ impl Stats {
     /// Statistics of a history's load phase.
     pub fn of(history: &History) -> Self {
         let mut stats = Stats::default();
-        let mut latencies = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
-        for e in history.events.iter().filter(|e| e.phase == Phase::Load) {
+        let mut latencies = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).ok();
+        let mut load: Vec<_> = history.events.iter().filter(|e| e.phase == Phase::Load).collect();
+        load.sort_by_key(|e| e.return_us);
+        let mut seen = std::collections::BTreeSet::new();
+        for e in load {
             stats.requests += 1;
+            stats.lost += u64::from(e.unseen.is_some());
             match &e.outcome {
-                Outcome::Response { status, .. } => {
-                    match status {
-                        201 => stats.created += 1,
-                        200 => stats.replayed += 1,
-                        409 => stats.conflict += 1,
-                        422 => stats.mismatch += 1,
-                        s if *s >= 500 => stats.errors += 1,
-                        _ => {}
+                Outcome::Response { class, replayed, .. } => {
+                    match class {
+                        Class::Success => {
+                            let new = e.outcome.id().is_some_and(|id| seen.insert(id.to_owned()));
+                            if replayed.map_or(new, |r| !r) {
+                                stats.created += 1;
+                            } else {
+                                stats.replayed += 1;
+                            }
+                        }
+                        Class::InFlight => stats.conflict += 1,
+                        Class::KeyReused => stats.mismatch += 1,
+                        Class::MissingKey | Class::Unavailable | Class::Other => stats.errors += 1,
                     }
-                    let _ = latencies.record((e.return_us - e.invoke_us).max(1));
+                    if let Some(h) = &mut latencies {
+                        let _ = h.record((e.return_us - e.invoke_us).max(1));
+                    }
                 }
                 Outcome::Timeout => stats.timeouts += 1,
                 Outcome::Transport { .. } => stats.errors += 1,
             }
         }
-        if !latencies.is_empty() {
+        if let Some(latencies) = latencies.filter(|h| !h.is_empty()) {
             let ms = |us: u64| us as f64 / 1000.0;
             stats.p50_ms = ms(latencies.value_at_quantile(0.50));
             stats.p99_ms = ms(latencies.value_at_quantile(0.99));
@@ -104,8 +120,30 @@ pub struct ScenarioReport {
     pub stats: Stats,
     /// Broken promises.
     pub violations: Vec<Violation>,
+    /// Faults injected, with when.
+    pub faults: Vec<FaultRecord>,
+    /// When each fault was in force (for shading timelines).
+    pub fault_windows: Vec<FaultWindow>,
+    /// How the final state was read (empty: it was not).
+    pub final_state: Vec<String>,
     /// Wall time of the scenario, ms.
     pub wall_ms: u64,
+}
+
+impl ScenarioReport {
+    /// A scenario that did not run, and why.
+    pub fn not_run(scenario: &str, status: Status, wall_ms: u64) -> Self {
+        Self {
+            scenario: scenario.to_owned(),
+            status,
+            stats: Stats::default(),
+            violations: Vec::new(),
+            faults: Vec::new(),
+            fault_windows: Vec::new(),
+            final_state: Vec::new(),
+            wall_ms,
+        }
+    }
 }
 
 /// One suite run against one target.
@@ -113,10 +151,20 @@ pub struct ScenarioReport {
 pub struct RunReport {
     /// Target description.
     pub target: String,
+    /// The `idemproof suite` options that attack the same target the same
+    /// way (`--target memory --endpoint deployments`), for replay commands.
+    pub target_args: String,
     /// Seed to replay the run.
     pub seed: u64,
-    /// How the services were configured.
-    pub settings: ServiceSettings,
+    /// The broken strategy the harness ran the service with (`None` for a
+    /// service it did not start).
+    pub strategy: Option<String>,
+    /// The target file the clients followed.
+    pub contract: String,
+    /// What the service promised, as judged.
+    pub semantics: Semantics,
+    /// The black box's latency, as calibrated (if it was).
+    pub latency: Option<Latency>,
     /// Per scenario.
     pub scenarios: Vec<ScenarioReport>,
     /// Wall time of the run, ms.
@@ -127,6 +175,20 @@ impl RunReport {
     /// Total violations.
     pub fn violations(&self) -> usize {
         self.scenarios.iter().map(|s| s.violations.len()).sum()
+    }
+
+    /// Whether every scenario ran and held.
+    pub fn is_clean(&self) -> bool {
+        self.violations() == 0 && self.failures() == 0
+    }
+
+    /// Panics with the first violations (and the replay command) unless
+    /// every scenario that ran held and none failed to run: for a
+    /// `cargo test` of your own service.
+    pub fn assert_clean(&self) {
+        if !self.is_clean() {
+            panic!("{}", table::violations_text(self, 3));
+        }
     }
 
     /// Scenarios the harness itself could not run.

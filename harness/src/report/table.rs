@@ -13,10 +13,11 @@ pub fn print_summary(report: &RunReport) {
         "requests",
         "created",
         "replayed",
-        "409",
-        "422",
+        "in flight",
+        "key reused",
         "errors",
         "timeouts",
+        "lost",
         "p50 ms",
         "p99 ms",
         "violations",
@@ -35,6 +36,7 @@ pub fn print_summary(report: &RunReport) {
                     st.mismatch,
                     st.errors,
                     st.timeouts,
+                    st.lost,
                 ] {
                     row.push(Cell::new(n).set_alignment(CellAlignment::Right));
                 }
@@ -53,10 +55,18 @@ pub fn print_summary(report: &RunReport) {
         }
         table.add_row(row);
     }
+    let strategy = report
+        .strategy
+        .as_ref()
+        .map(|s| format!("  strategy {s}"))
+        .unwrap_or_default();
+    let latency = report
+        .latency
+        .map(|l| format!("  latency {:?} typical, {:?} slowest", l.typical, l.slowest))
+        .unwrap_or_default();
     println!(
-        "\ntarget {}  strategy {}  seed {}  ({:.1} s)\n{table}",
+        "\ntarget {}{strategy}  seed {}{latency}  ({:.1} s)\n{table}",
         report.target,
-        report.settings.strategy,
         report.seed,
         report.wall_ms as f64 / 1000.0
     );
@@ -67,31 +77,53 @@ pub fn print_summary(report: &RunReport) {
 
 /// Prints up to `per_scenario` violations of each scenario in full.
 pub fn print_violations(report: &RunReport, per_scenario: usize) {
+    print!("{}", violations_text(report, per_scenario));
+}
+
+/// Up to `per_scenario` violations of each scenario in full, with the
+/// command that replays each, and the scenarios that could not run.
+pub fn violations_text(report: &RunReport, per_scenario: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let strategy = match report.strategy.as_deref() {
+        None | Some("correct") => String::new(),
+        Some(other) => format!(" --strategy {other}"),
+    };
     for s in &report.scenarios {
+        if let Status::Failed(why) = &s.status {
+            let _ = writeln!(out, "\n{} could not run on {}: {why}", s.scenario, report.target);
+        }
         for v in s.violations.iter().take(per_scenario) {
-            println!("\nVIOLATION {} in {} on {}", v.invariant, s.scenario, report.target);
-            if let Some((org, user, key)) = &v.scope {
-                println!("  key {key:?} (org {org}, user {user})");
+            let _ = writeln!(
+                out,
+                "\nVIOLATION {} in {} on {}",
+                v.invariant, s.scenario, report.target
+            );
+            if let Some(scope) = &v.scope {
+                let _ = writeln!(
+                    out,
+                    "  key {:?} (tenant {}, user {})",
+                    scope.key, scope.tenant, scope.user
+                );
             }
-            println!("  {}", v.detail);
+            let _ = writeln!(out, "  {}", v.detail);
             for line in &v.timeline {
-                println!("    {line}");
+                let _ = writeln!(out, "    {line}");
             }
-            let strategy = match report.settings.strategy {
-                idemproof_service::mutants::Strategy::Correct => String::new(),
-                other => format!(" --strategy {other}"),
-            };
-            println!(
-                "  replay: idemproof suite --target {} --scenario {} --seed {}{strategy}",
-                report.target, s.scenario, report.seed
+            let _ = writeln!(
+                out,
+                "  replay: idemproof suite {} --scenario {} --seed {}{strategy}",
+                report.target_args, s.scenario, report.seed
             );
         }
         if s.violations.len() > per_scenario {
-            println!(
+            let _ = writeln!(
+                out,
                 "\n… and {} more violations in {}",
                 s.violations.len() - per_scenario,
                 s.scenario
             );
         }
     }
+    out
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{Ctx, Scenario, continuous, fault_retry};
 use crate::driver::Plan;
-use crate::target::Fault;
+use crate::fault::Fault;
 
 /// Over how long client starts are spread: about one request under the
 /// injected latency and work.

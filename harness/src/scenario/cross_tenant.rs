@@ -7,11 +7,19 @@
 
 use std::time::Duration;
 
-use super::{Ctx, ORGS, Scenario, payload, submission};
+use super::{Ctx, Scenario, submission};
 use crate::driver::Plan;
 use crate::history::Expect;
 
-pub fn plan(ctx: &Ctx) -> Plan {
+/// At most this many tenants and users per tenant take part.
+const TENANTS: usize = 4;
+const USERS: usize = 2;
+
+pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
+    let (tenants, users) = (ctx.tenants.min(TENANTS), ctx.users.min(USERS));
+    if tenants * users < 2 {
+        return Err("needs at least two principals (tenants or users) in the target file".into());
+    }
     let mut rng = ctx.rng(Scenario::CrossTenant);
     let mut plan = Plan {
         window: ctx.duration,
@@ -19,20 +27,20 @@ pub fn plan(ctx: &Ctx) -> Plan {
     };
     for k in 0..(ctx.keys / 2).max(1) {
         let key = ctx.key(Scenario::CrossTenant, format_args!("{k}"));
-        let template = payload(format!("template {k}"), &mut rng);
-        for (t, &org) in ORGS.iter().enumerate() {
-            for user in 1..=2 {
+        let template = ctx.form(format_args!("template {k}"), &mut rng);
+        for t in 0..tenants {
+            for u in 0..users {
                 let body = if k % 2 == 0 {
                     template.clone()
                 } else {
-                    payload(format!("tenant {org}/{user} key {k}"), &mut rng)
+                    ctx.form(format_args!("tenant {t}/{u} key {k}"), &mut rng)
                 };
-                let mut s = submission(t, org, user, Some(key.clone()), body);
+                let mut s = submission(t, (t, u), Some(key.clone()), body);
                 s.expect = Expect::Created;
                 s.replica = t % ctx.caps.replicas.max(1);
                 plan.single(s, Duration::from_millis(k as u64 % 100), Some(k));
             }
         }
     }
-    plan
+    Ok(plan)
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use super::{Ctx, Scenario, continuous, fault_retry};
 use crate::driver::Plan;
+use crate::fault::Fault;
 use crate::history::RetryPolicy;
-use crate::target::Fault;
 
 fn with_faults(
     ctx: &Ctx,

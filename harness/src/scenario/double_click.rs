@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use super::{Ctx, ORGS, Scenario, payload, submission};
+use super::{Ctx, Scenario, submission};
 use crate::driver::Plan;
 
 pub fn plan(ctx: &Ctx) -> Plan {
@@ -17,14 +17,13 @@ pub fn plan(ctx: &Ctx) -> Plan {
     };
     let spread = ctx.duration.as_millis().max(1) as u64 / 2;
     for k in 0..ctx.keys {
-        let org = ORGS[k % ORGS.len()];
-        let user = 1 + (k % 3) as i64;
+        let who = ctx.principal(k, k % 3);
         let key = ctx.key(Scenario::DoubleClick, format_args!("{k}"));
-        let body = payload(format!("double-click {k}"), &mut rng);
+        let body = ctx.form(format_args!("double-click {k}"), &mut rng);
         let first = Duration::from_millis(rng.random_range(0..=spread));
         let second = first + Duration::from_millis(rng.random_range(1..=30));
         for start in [first, second] {
-            let s = submission(k, org, user, Some(key.clone()), body.clone());
+            let s = submission(k, who, Some(key.clone()), body.clone());
             plan.single(s, start, None);
         }
     }

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use idemproof_service::idempotency::MismatchMode;
-
-use super::{Ctx, ORGS, Scenario, payload, submission};
+use super::{Ctx, Scenario, submission};
+use crate::contract::Mismatch;
 use crate::driver::{Chain, Plan};
 use crate::history::Expect;
 
@@ -19,14 +18,13 @@ pub fn plan(ctx: &Ctx) -> Plan {
         ..Plan::default()
     };
     for k in 0..ctx.keys.max(1) {
-        let org = ORGS[k % ORGS.len()];
+        let who = ctx.principal(k, 0);
         let key = ctx.key(Scenario::EditResubmit, format_args!("{k}"));
-        let original = payload(format!("edit {k}"), &mut rng);
-        let mut edited = original.clone();
-        edited["name"] = format!("edit {k} (edited)").into();
+        let original = ctx.form(format_args!("edit {k}"), &mut rng);
+        let edited = original.edited(&ctx.edit);
         let start = Duration::from_millis(k as u64 % 200);
-        let first = plan.submit(submission(k, org, 1, Some(key.clone()), original));
-        let mut second = submission(k, org, 1, Some(key), edited);
+        let first = plan.submit(submission(k, who, Some(key.clone()), original));
+        let mut second = submission(k, who, Some(key), edited);
         if k % 4 == 0 {
             // Both at once: whichever wins, the other is a mismatch.
             let second = plan.submit(second);
@@ -39,9 +37,9 @@ pub fn plan(ctx: &Ctx) -> Plan {
                 });
             }
         } else {
-            second.expect = match ctx.settings.mismatch {
-                MismatchMode::Reject => Expect::Mismatch,
-                MismatchMode::Replay => Expect::SameAgentAs(first),
+            second.expect = match ctx.semantics.mismatch {
+                Mismatch::Reject => Expect::Mismatch,
+                Mismatch::Replay => Expect::SameAgentAs(first),
             };
             let second = plan.submit(second);
             plan.chains.push(Chain {

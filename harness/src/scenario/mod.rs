@@ -7,6 +7,7 @@ mod cross_tenant;
 mod db_faults;
 mod double_click;
 mod edit_resubmit;
+mod lost_ack;
 mod refresh;
 mod replicas;
 mod storm;
@@ -16,12 +17,13 @@ use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::SeededRng;
+use crate::contract::Semantics;
+use crate::deploy::Capabilities;
 use crate::driver::{Chain, Plan};
+use crate::form::{Form, FormField};
 use crate::history::{Expect, RetryPolicy, Submission};
-use crate::target::{Capabilities, ServiceSettings};
 
 /// A named workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -51,41 +53,39 @@ pub enum Scenario {
     DbError,
     /// Several replicas share the database; retries land on another one.
     Replicas,
+    /// The service's answers are lost after it sent them; clients retry.
+    LostAck,
 }
 
 impl Scenario {
     /// Every scenario, in suite order.
-    pub const ALL: [Scenario; 12] = [
-        Scenario::DoubleClick,
-        Scenario::TimeoutRetry,
-        Scenario::Storm,
-        Scenario::Refresh,
-        Scenario::EditResubmit,
-        Scenario::CrossTenant,
-        Scenario::Crash,
-        Scenario::DbRestart,
-        Scenario::DbSlow,
-        Scenario::DbDrop,
-        Scenario::DbError,
-        Scenario::Replicas,
-    ];
+    pub fn all() -> &'static [Scenario] {
+        <Self as clap::ValueEnum>::value_variants()
+    }
 
-    /// Kebab-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::DoubleClick => "double-click",
-            Scenario::TimeoutRetry => "timeout-retry",
-            Scenario::Storm => "storm",
-            Scenario::Refresh => "refresh",
-            Scenario::EditResubmit => "edit-resubmit",
-            Scenario::CrossTenant => "cross-tenant",
-            Scenario::Crash => "crash",
-            Scenario::DbRestart => "db-restart",
-            Scenario::DbSlow => "db-slow",
-            Scenario::DbDrop => "db-drop",
-            Scenario::DbError => "db-error",
-            Scenario::Replicas => "replicas",
-        }
+    /// Kebab-case name, as on the command line.
+    pub fn name(self) -> String {
+        crate::value_name(&self)
+    }
+
+    /// Whether the scenario can run on a target with `caps` and this many
+    /// tenants and users (`Err` says why not).
+    pub fn runs_on(self, caps: Capabilities, tenants: usize, users: usize) -> Result<(), String> {
+        let ctx = Ctx {
+            seed: 0,
+            clients: 1,
+            keys: 1,
+            storm_clients: 1,
+            duration: Duration::from_millis(10),
+            nonce: String::new(),
+            caps,
+            semantics: Semantics::default(),
+            tenants,
+            users,
+            edit: vec![FormField::Name],
+            latency: None,
+        };
+        self.plan(&ctx).map(|_| ())
     }
 
     /// The plan for this run, or why the scenario cannot run here.
@@ -96,21 +96,33 @@ impl Scenario {
             Scenario::Storm => Ok(storm::plan(ctx)),
             Scenario::Refresh => Ok(refresh::plan(ctx)),
             Scenario::EditResubmit => Ok(edit_resubmit::plan(ctx)),
-            Scenario::CrossTenant => Ok(cross_tenant::plan(ctx)),
+            Scenario::CrossTenant => cross_tenant::plan(ctx),
             Scenario::Crash => crash::plan(ctx),
             Scenario::DbRestart => db_faults::restart(ctx),
             Scenario::DbSlow => db_faults::slow(ctx),
             Scenario::DbDrop => db_faults::drop(ctx),
             Scenario::DbError => db_faults::error(ctx),
             Scenario::Replicas => replicas::plan(ctx),
+            Scenario::LostAck => Ok(lost_ack::plan(ctx)),
         }
     }
 }
 
 impl std::fmt::Display for Scenario {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
+}
+
+/// A black-box service's latency, measured before the scenarios that
+/// need it: their retry budgets follow it, so a slow but correct service
+/// is not failed for being slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Latency {
+    /// Median of the calibration requests.
+    pub typical: Duration,
+    /// Slowest of them.
+    pub slowest: Duration,
 }
 
 /// Everything a plan depends on.
@@ -126,12 +138,21 @@ pub struct Ctx {
     pub storm_clients: usize,
     /// Load window of each scenario.
     pub duration: Duration,
-    /// Prefix making this run's keys unique (for long-lived targets).
+    /// Prefix making this run's keys and names unique (for long-lived
+    /// targets).
     pub nonce: String,
     /// What the deployment allows.
     pub caps: Capabilities,
-    /// How the service handles duplicates and leases.
-    pub settings: ServiceSettings,
+    /// What the service promises about duplicates and leases.
+    pub semantics: Semantics,
+    /// How many tenants and users the contract has.
+    pub tenants: usize,
+    /// See `tenants`.
+    pub users: usize,
+    /// The form fields `edit-resubmit` changes.
+    pub edit: Vec<FormField>,
+    /// The service's calibrated latency (black boxes only).
+    pub latency: Option<Latency>,
 }
 
 impl Ctx {
@@ -142,37 +163,41 @@ impl Ctx {
 
     /// A run-unique key.
     fn key(&self, scenario: Scenario, parts: std::fmt::Arguments<'_>) -> String {
-        format!("{}-{}-{parts}", self.nonce, scenario.name())
+        format!("{}-{scenario}-{parts}", self.nonce)
+    }
+
+    /// A form whose name is unique to this run.
+    fn form(&self, name: std::fmt::Arguments<'_>, rng: &mut SeededRng) -> Form {
+        Form::new(format!("{} {name}", self.nonce), rng.random_range(0..10))
+    }
+
+    /// Tenant `t` and user `u`, wrapped to the contract's principals.
+    fn principal(&self, t: usize, u: usize) -> (usize, usize) {
+        (t % self.tenants.max(1), u % self.users.max(1))
     }
 
     /// Give-up time long enough to outlast a fault window plus a lease
     /// and a wait, so the recovery invariant can judge every submission.
     fn patient(&self) -> Duration {
-        self.duration + self.settings.lease + self.settings.wait + Duration::from_secs(5)
+        self.duration + self.semantics.lease + self.semantics.wait + Duration::from_secs(5)
+    }
+
+    /// A client timeout no correct answer needs: 5 s, or twenty times the
+    /// slowest calibrated answer.
+    fn answer_timeout(&self) -> Duration {
+        let slow = self.latency.map_or(Duration::ZERO, |l| l.slowest * 20);
+        slow.max(Duration::from_secs(5))
     }
 }
 
-/// Organisations the scenarios use (tokens are minted per organisation).
-pub const ORGS: [i64; 4] = [1, 2, 3, 4];
-
-/// A payload: a name unique to its form plus some nested config, so that
-/// key order and nesting are exercised.
-fn payload(name: String, rng: &mut SeededRng) -> Value {
-    json!({
-        "name": name,
-        "description": "created by the idemproof harness",
-        "config": {"temperature": rng.random_range(0..10), "tools": ["search", "email"]},
-    })
-}
-
 /// A submission with the default retry policy and no expectation.
-fn submission(client: usize, org: i64, user: i64, key: Option<String>, payload: Value) -> Submission {
+fn submission(client: usize, (tenant, user): (usize, usize), key: Option<String>, form: Form) -> Submission {
     Submission {
         client,
-        org,
+        tenant,
         user,
         key,
-        payload,
+        form,
         replica: 0,
         retry: RetryPolicy::default(),
         expect: Expect::Any,
@@ -186,17 +211,15 @@ fn continuous(ctx: &Ctx, scenario: Scenario, retry: RetryPolicy, plan: &mut Plan
     // Bounded: no client can submit more than this many forms.
     let per_client = (ctx.duration.as_millis() / 5).clamp(1, 2_000) as usize;
     for c in 0..ctx.clients {
-        let org = ORGS[c % ORGS.len()];
-        let user = 1 + (c % 2) as i64;
+        let who = ctx.principal(c, c % 2);
         let steps = (0..per_client)
             .map(|i| {
                 let key = ctx.key(scenario, format_args!("{c}-{i}"));
                 let mut s = submission(
                     c,
-                    org,
-                    user,
+                    who,
                     Some(key),
-                    payload(format!("{scenario} {c}/{i}"), &mut rng),
+                    ctx.form(format_args!("{scenario} {c}/{i}"), &mut rng),
                 );
                 s.retry = retry;
                 s.replica = c % ctx.caps.replicas.max(1);
@@ -217,7 +240,7 @@ fn continuous(ctx: &Ctx, scenario: Scenario, retry: RetryPolicy, plan: &mut Plan
 fn fault_retry(ctx: &Ctx) -> RetryPolicy {
     RetryPolicy {
         attempts: 200,
-        timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(2).max(ctx.answer_timeout() / 2),
         backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
         give_up_after: ctx.patient(),

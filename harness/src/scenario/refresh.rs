@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Ctx, ORGS, Scenario, payload, submission};
+use super::{Ctx, Scenario, submission};
 use crate::driver::{Chain, Plan};
 use crate::history::Expect;
 
@@ -16,12 +16,12 @@ pub fn plan(ctx: &Ctx) -> Plan {
         ..Plan::default()
     };
     for c in 0..ctx.keys.max(1) {
-        let org = ORGS[c % ORGS.len()];
-        let body = payload(format!("refresh {c}"), &mut rng);
+        let who = ctx.principal(c, 0);
+        let body = ctx.form(format_args!("refresh {c}"), &mut rng);
         let steps = (0..2)
             .map(|session| {
                 let key = ctx.key(Scenario::Refresh, format_args!("{c}-session{session}"));
-                let mut s = submission(c, org, 1, Some(key), body.clone());
+                let mut s = submission(c, who, Some(key), body.clone());
                 s.expect = Expect::Created;
                 plan.submit(s)
             })

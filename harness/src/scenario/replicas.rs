@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use super::{Ctx, ORGS, Scenario, payload, submission};
+use super::{Ctx, Scenario, submission};
 use crate::driver::Plan;
+use crate::fault::Fault;
 use crate::history::RetryPolicy;
-use crate::target::Fault;
 
 pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
     let n = ctx.caps.replicas;
@@ -29,12 +29,12 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
     };
     let spread = ctx.duration.as_millis().max(1) as u64 / 2;
     for k in 0..ctx.keys.max(1) {
-        let org = ORGS[k % ORGS.len()];
+        let who = ctx.principal(k, 0);
         let key = ctx.key(Scenario::Replicas, format_args!("{k}"));
-        let body = payload(format!("replicas {k}"), &mut rng);
+        let body = ctx.form(format_args!("replicas {k}"), &mut rng);
         let start = Duration::from_millis(rng.random_range(0..=spread));
         for click in 0..2 {
-            let mut s = submission(k, org, 1, Some(key.clone()), body.clone());
+            let mut s = submission(k, who, Some(key.clone()), body.clone());
             s.replica = (k + click) % n;
             s.retry = RetryPolicy {
                 attempts: 20,

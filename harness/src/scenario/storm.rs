@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Ctx, ORGS, Scenario, payload, submission};
+use super::{Ctx, Scenario, submission};
 use crate::driver::Plan;
 
 pub fn plan(ctx: &Ctx) -> Plan {
@@ -15,11 +15,11 @@ pub fn plan(ctx: &Ctx) -> Plan {
     };
     let keys = (ctx.keys / 8).clamp(1, 16);
     for k in 0..keys {
-        let org = ORGS[k % ORGS.len()];
+        let who = ctx.principal(k, 0);
         let key = ctx.key(Scenario::Storm, format_args!("{k}"));
-        let body = payload(format!("storm {k}"), &mut rng);
+        let body = ctx.form(format_args!("storm {k}"), &mut rng);
         for c in 0..ctx.storm_clients {
-            let mut s = submission(c, org, 1, Some(key.clone()), body.clone());
+            let mut s = submission(c, who, Some(key.clone()), body.clone());
             s.replica = c % ctx.caps.replicas.max(1);
             plan.single(s, Duration::ZERO, Some(k));
         }

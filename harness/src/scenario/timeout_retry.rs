@@ -10,13 +10,22 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use super::{Ctx, ORGS, Scenario, payload, submission};
+use super::{Ctx, Latency, Scenario, submission};
 use crate::driver::Plan;
+use crate::fault::Fault;
 use crate::history::RetryPolicy;
-use crate::target::Fault;
 
 /// Latency injected between service and store.
 const LATENCY: Duration = Duration::from_millis(20);
+
+/// Longest the fault proxy holds a black box's answers.
+const MAX_HOLD: Duration = Duration::from_millis(200);
+
+/// Latency assumed for a black box that was not calibrated.
+const UNCALIBRATED: Latency = Latency {
+    typical: Duration::from_millis(5),
+    slowest: Duration::from_millis(50),
+};
 
 pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
     let mut rng = ctx.rng(Scenario::TimeoutRetry);
@@ -24,22 +33,35 @@ pub fn plan(ctx: &Ctx) -> Result<Plan, String> {
         window: ctx.duration,
         ..Plan::default()
     };
-    // Where the harness controls latency, make the server slow; against a
-    // black box, make the client impatient instead.
-    let timeouts = if ctx.caps.db_faults {
+    // Where the harness controls latency, make the server slow. Against a
+    // black box, hold its answers in the fault proxy for one typical
+    // answer time (the work is done, the answer is late), and make the
+    // client impatient by the service's own measured latency: first
+    // timeouts from a third of the answer time the client sees to one and
+    // a half times it, and enough attempts (each waiting longer) to
+    // outlast the slowest answer four times over. A slow service gets
+    // slow clients; a correct one always gets through.
+    let (timeouts_us, attempts) = if ctx.caps.db_faults {
         plan.faults = vec![(Duration::ZERO, Fault::DbSlow(LATENCY)), (ctx.duration, Fault::Heal)];
-        20..100
+        (20_000..100_000, 30)
     } else {
-        1..15
+        let l = ctx.latency.unwrap_or(UNCALIBRATED);
+        let hold = l.typical.min(MAX_HOLD);
+        plan.faults = vec![(Duration::ZERO, Fault::DelayAnswers(hold)), (ctx.duration, Fault::Heal)];
+        let (typical, slowest) = (l.typical + hold, l.slowest + hold);
+        let low = (typical.as_micros() as u64 / 3).max(500);
+        let high = (typical.as_micros() as u64 * 3 / 2).max(low + 500);
+        let attempts = (slowest.as_micros() as u64 * 4 / low).clamp(10, 100) as u32 + 2;
+        (low..high, attempts)
     };
     let spread = ctx.duration.as_millis().max(1) as u64 * 2 / 3;
     for k in 0..ctx.keys.max(1) {
-        let org = ORGS[k % ORGS.len()];
         let key = ctx.key(Scenario::TimeoutRetry, format_args!("{k}"));
-        let mut s = submission(k, org, 1, Some(key), payload(format!("timeout {k}"), &mut rng));
+        let form = ctx.form(format_args!("timeout {k}"), &mut rng);
+        let mut s = submission(k, ctx.principal(k, 0), Some(key), form);
         s.retry = RetryPolicy {
-            attempts: 30,
-            timeout: Duration::from_millis(rng.random_range(timeouts.clone())),
+            attempts,
+            timeout: Duration::from_micros(rng.random_range(timeouts_us.clone())),
             backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(200),
             give_up_after: ctx.patient(),

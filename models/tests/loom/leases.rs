@@ -51,6 +51,7 @@ fn lease_expiry_racing_a_late_completion_never_keeps_two_results() {
                         // holds the key: nothing of ours sticks.
                         Claim::Replay(_) | Claim::InFlight { .. } => None,
                         Claim::Mismatch { .. } => panic!("the model sends a single payload"),
+                        Claim::Full { .. } => panic!("the model's table is unbounded"),
                     }
                 })
             })

@@ -180,6 +180,7 @@ fn check_loser_answer(c: &Claimer, end: &Claimed, winner: &Winner, reached: &Rea
         Claim::Mismatch { original: Some(_) } => "mismatch on a completed key",
         Claim::Mismatch { original: None } => "mismatch on a claim in progress",
         Claim::InFlight { .. } => "in flight",
+        Claim::Full { .. } => unreachable!("the model's table is unbounded"),
     });
     match end.claim {
         Claim::Acquired => unreachable!("an acquired claim completes (checked above)"),
@@ -206,6 +207,7 @@ fn check_loser_answer(c: &Claimer, end: &Claimed, winner: &Winner, reached: &Rea
             );
             assert_eq!(lease_expires_at, winner.now + chrono::Duration::seconds(LEASE_SECS));
         }
+        Claim::Full { .. } => unreachable!("the model's table is unbounded"),
     }
     let waited = matches!(end.claim, Claim::InFlight { .. });
     assert_eq!(

@@ -33,12 +33,17 @@ pub fn at(secs: i64) -> Timestamp {
     DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("valid timestamp")
 }
 
-/// An empty table, shared by the model's threads.
-pub fn table() -> Arc<ClaimTable<u32>> {
-    Arc::new(ClaimTable::new(Terms {
+/// The terms of every table.
+pub fn terms() -> Terms {
+    Terms {
         lease: Duration::seconds(LEASE_SECS),
         ttl: Duration::seconds(TTL_SECS),
-    }))
+    }
+}
+
+/// An empty table, shared by the model's threads.
+pub fn table() -> Arc<ClaimTable<u32>> {
+    Arc::new(ClaimTable::new(terms()))
 }
 
 /// The scope of `key` for user 1 of organisation `org`.
@@ -159,6 +164,7 @@ pub fn request_traced(
                 route.waits += 1;
             }
             Claim::Mismatch { .. } => panic!("the model sends a single payload"),
+            Claim::Full { .. } => panic!("the model's table is unbounded"),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use idemproof_models::{Fingerprint, Scope};
@@ -67,7 +67,7 @@ impl From<Refused> for ApiError {
         match refused {
             Refused::Mismatch => ApiError::KeyReused,
             Refused::InFlight => ApiError::InFlight,
-            Refused::Store(e) => ApiError::Unavailable(e),
+            Refused::Store(e) => e.into(),
         }
     }
 }
@@ -139,6 +139,7 @@ pub(super) fn respond<R: Serialize>(
         Err(ApiError::KeyReused) => Outcome::Mismatch,
         Err(ApiError::InFlight) => Outcome::Conflict,
         Err(ApiError::Unavailable(_)) => Outcome::Error,
+        Err(ApiError::StoreFull { .. }) => Outcome::StoreFull,
         Err(_) => Outcome::Invalid,
     });
     let (status, resource, message) = match result? {
@@ -158,11 +159,18 @@ pub(super) fn respond<R: Serialize>(
     Ok(response)
 }
 
-/// Runs a creation request as its own task, detached from the connection:
-/// if the client gives up (a timeout, a closed tab) the request still runs
-/// to its end, so the client's retry finds a result to replay rather than
-/// a claim orphaned half-way (which would block the key for a lease).
+/// Runs a creation request (every `POST` of the API) as its own task,
+/// detached from the connection: if the client gives up (a timeout, a
+/// closed tab) the request still runs to its end, so the client's retry
+/// finds a result to replay rather than a claim orphaned half-way (which
+/// would block the key for a lease). The in-flight slots it takes (global
+/// and per organisation) are held by that task, so a client that hangs up
+/// does not give back a slot its creation still uses. Reads stay attached:
+/// a read nobody waits for stops.
 pub(super) async fn detached(request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
     tokio::spawn(next.run(request))
         .await
         .unwrap_or_else(|e| ApiError::Unavailable(StoreError::unavailable(e)).into_response())

@@ -79,6 +79,25 @@ pub enum ApiError {
     /// Too many or too large header lines (431).
     #[error("{0}")]
     HeadersTooLarge(String),
+    /// The organisation has `MAX_IN_FLIGHT_PER_ORG` requests in flight
+    /// already (429); nothing was read.
+    #[error("organization {organization_id} already has {limit} requests in flight; retry when one finishes")]
+    TenantBusy {
+        /// The organisation at its cap.
+        organization_id: i64,
+        /// The cap.
+        limit: usize,
+    },
+    /// The in-memory store has no room for a new creation (503); nothing
+    /// was written. Replays of existing keys are still answered.
+    #[error("the store is full: no room for a new creation; existing keys still replay")]
+    StoreFull {
+        /// When room may come, in whole seconds.
+        retry_after_secs: u64,
+    },
+    /// The write probe says creations would fail (503, `/readyz` only).
+    #[error("the service cannot create right now: its write probe fails")]
+    NotReady,
 }
 
 impl ApiError {
@@ -102,8 +121,10 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::KeyReused | Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) | Self::Overloaded | Self::StoreFull { .. } | Self::NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::RateLimited { .. } | Self::TenantBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -129,13 +150,19 @@ impl ApiError {
             Self::RequestTimeout => "request_timeout",
             Self::UriTooLong(_) => "uri_too_long",
             Self::HeadersTooLarge(_) => "request_header_fields_too_large",
+            Self::TenantBusy { .. } => "too_many_in_flight",
+            Self::StoreFull { .. } => "store_full",
+            Self::NotReady => "not_ready",
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::Unavailable(e)
+        match e {
+            StoreError::Full { retry_after_secs } => Self::StoreFull { retry_after_secs },
+            e => Self::Unavailable(e),
+        }
     }
 }
 
@@ -174,10 +201,10 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         match self {
-            Self::InFlight | Self::Unavailable(_) | Self::Overloaded => {
+            Self::InFlight | Self::Unavailable(_) | Self::Overloaded | Self::TenantBusy { .. } | Self::NotReady => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
             }
-            Self::RateLimited { retry_after_secs, .. } => {
+            Self::RateLimited { retry_after_secs, .. } | Self::StoreFull { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             // The rest of the body may still be on its way: the connection

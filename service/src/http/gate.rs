@@ -8,11 +8,14 @@
 //!    its body read, and an `Expect: 100-continue` client never gets its
 //!    `100 Continue` (hyper sends it only when the body is first read);
 //! 2. `organization_id` and membership (400, 403);
-//! 3. the organisation's rate (429, see `rate_limit`);
-//! 4. a body that is not JSON by its content type (415);
-//! 5. a declared `Content-Length` over `MAX_BODY_BYTES` (413, before
+//! 3. the organisation's rate (429 `rate_limited`, see `rate_limit`);
+//! 4. the organisation's requests in flight (429 `too_many_in_flight`,
+//!    see `tenant_limit`): the slot taken here is held until the request
+//!    has been handled;
+//! 5. a body that is not JSON by its content type (415);
+//! 6. a declared `Content-Length` over `MAX_BODY_BYTES` (413, before
 //!    reading anything);
-//! 6. the body itself, at most `MAX_BODY_BYTES` (413 for a chunked body
+//! 7. the body itself, at most `MAX_BODY_BYTES` (413 for a chunked body
 //!    that grows past it) within `HTTP_BODY_TIMEOUT` (408).
 //!
 //! The handlers then find the body already in memory and the [`User`] in
@@ -31,6 +34,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{bearer_user, is_json, organization_id, params};
 use super::metrics::Outcome;
+use super::tenant_limit::Slot;
 
 /// The middleware (`axum::middleware::from_fn_with_state`).
 pub async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -39,11 +43,12 @@ pub async fn admit(State(state): State<AppState>, request: Request, next: Next) 
     // refusals do.
     let is_create = request.method() == Method::POST;
     match check(&state, request).await {
-        Ok(request) => next.run(request).await,
+        Ok((request, _slot)) => next.run(request).await,
         Err(refused) => {
             if is_create {
                 state.metrics.record(match refused {
                     ApiError::RateLimited { .. } => Outcome::RateLimited,
+                    ApiError::TenantBusy { .. } => Outcome::ConcurrencyLimited,
                     _ => Outcome::Invalid,
                 });
             }
@@ -52,7 +57,9 @@ pub async fn admit(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
-async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> {
+/// The request with its body read, and its organisation's in-flight slot
+/// (if there is a cap), to hold while it is handled.
+async fn check(state: &AppState, request: Request) -> Result<(Request, Option<Slot>), ApiError> {
     let (mut parts, body) = request.into_parts();
     let user = bearer_user(&parts.headers, &state.verifier)?;
     let organization_id = organization_id(&params(Query::try_from_uri(&parts.uri))?, &user)?;
@@ -62,6 +69,13 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
             retry_after_secs: whole_seconds(wait),
         })?;
     }
+    let slot = match &state.tenant_in_flight {
+        Some(cap) => Some(cap.enter(organization_id).ok_or(ApiError::TenantBusy {
+            organization_id,
+            limit: cap.limit(),
+        })?),
+        None => None,
+    };
     // Every body the API takes is JSON: anything else is refused before
     // it is read (and before its size is, as the handlers always did).
     if !body.is_end_stream() && !is_json(&parts.headers) {
@@ -69,7 +83,7 @@ async fn check(state: &AppState, request: Request) -> Result<Request, ApiError> 
     }
     parts.extensions.insert(user);
     let body = read_body(body, state.max_body_bytes, state.body_timeout).await?;
-    Ok(Request::from_parts(parts, body))
+    Ok((Request::from_parts(parts, body), slot))
 }
 
 /// The whole body in memory, or why not.

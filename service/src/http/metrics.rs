@@ -4,12 +4,14 @@
 
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use clap::ValueEnum;
+
+use crate::readiness::Probe;
 
 /// How a creation request ended. Its label in `/metrics` is the variant's
 /// name in snake case (derived, like a command-line value).
@@ -30,6 +32,10 @@ pub enum Outcome {
     Error,
     /// 429: the organisation was over its request rate.
     RateLimited,
+    /// 429: the organisation had its most requests in flight already.
+    ConcurrencyLimited,
+    /// 503: the in-memory store had no room (nothing was written).
+    StoreFull,
 }
 
 /// Process-wide counters.
@@ -41,6 +47,10 @@ pub struct Metrics {
     /// share tells how far clients have adopted keys.
     creates: AtomicU64,
     keyed_creates: AtomicU64,
+    /// Readiness write probes by [`Probe`] outcome, in variant order.
+    probes: Vec<AtomicU64>,
+    /// The readiness verdict after the last probe.
+    ready: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -49,6 +59,8 @@ impl Default for Metrics {
             outcomes: Outcome::value_variants().iter().map(|_| AtomicU64::new(0)).collect(),
             creates: AtomicU64::new(0),
             keyed_creates: AtomicU64::new(0),
+            probes: Probe::value_variants().iter().map(|_| AtomicU64::new(0)).collect(),
+            ready: AtomicBool::new(true),
         }
     }
 }
@@ -67,6 +79,14 @@ impl Metrics {
         if keyed {
             self.keyed_creates.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts one readiness probe and the verdict after it.
+    pub fn record_probe(&self, probe: Probe, ready: bool) {
+        if let Some(i) = Probe::value_variants().iter().position(|p| *p == probe) {
+            self.probes[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.ready.store(ready, Ordering::Relaxed);
     }
 
     /// Prometheus text format.
@@ -108,6 +128,24 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE idemproof_keyed_create_share gauge");
         let _ = writeln!(out, "idemproof_keyed_create_share {share}");
+        let _ = writeln!(
+            out,
+            "# HELP idemproof_readiness_probes_total Readiness write probes by result (busy: no connection free, no verdict)."
+        );
+        let _ = writeln!(out, "# TYPE idemproof_readiness_probes_total counter");
+        for (probe, n) in Probe::value_variants().iter().zip(&self.probes) {
+            if let Some(label) = probe.to_possible_value() {
+                let (label, n) = (label.get_name(), n.load(Ordering::Relaxed));
+                let _ = writeln!(out, "idemproof_readiness_probes_total{{result=\"{label}\"}} {n}");
+            }
+        }
+        let ready = u8::from(self.ready.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP idemproof_ready Whether /readyz answers ready (1) or not (0)."
+        );
+        let _ = writeln!(out, "# TYPE idemproof_ready gauge");
+        let _ = writeln!(out, "idemproof_ready {ready}");
         out
     }
 }
@@ -145,5 +183,18 @@ mod tests {
             .filter(|l| l.starts_with("idemproof_create_requests_total{"))
             .count();
         assert_eq!(labels, Outcome::value_variants().len(), "one line per outcome:\n{text}");
+        assert!(text.contains("idemproof_ready 1\n"));
+        m.record_probe(Probe::Busy, true);
+        m.record_probe(Probe::Failed, false);
+        let text = m.render();
+        assert!(
+            text.contains("idemproof_readiness_probes_total{result=\"busy\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("idemproof_readiness_probes_total{result=\"wrote\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("idemproof_ready 0\n"), "{text}");
     }
 }

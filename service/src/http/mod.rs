@@ -23,6 +23,7 @@ pub mod overload;
 pub mod rate_limit;
 pub mod request_head;
 pub mod server;
+pub mod tenant_limit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,9 +39,11 @@ use self::error::ApiError;
 use self::metrics::Metrics;
 use self::rate_limit::OrgRateLimiter;
 use self::request_head::HeadLimits;
+use self::tenant_limit::TenantInFlight;
 use crate::auth::Verifier;
 use crate::clock::Clock;
 use crate::idempotency::Idempotency;
+use crate::readiness::Readiness;
 use crate::store::Stores;
 
 /// What every handler can reach.
@@ -68,28 +71,28 @@ pub struct AppState {
     pub head_limits: HeadLimits,
     /// API requests in flight at once.
     pub max_in_flight: usize,
+    /// Per-organisation requests in flight; `None` when uncapped.
+    pub tenant_in_flight: Option<Arc<TenantInFlight>>,
+    /// The write probe's verdict, behind `/readyz`.
+    pub readiness: Arc<Readiness>,
 }
 
 /// All routes of the API listener. Every `/api/v1` route is behind the
-/// in-flight cap and the gate; creations run detached from their
-/// connection. Unknown paths and methods get problem responses too.
+/// in-flight cap and the gate; a creation runs detached from its
+/// connection, cap and gate included, so the slots it holds are held until
+/// it ends. Unknown paths and methods get problem responses too.
 /// `/metrics` is not here: it has its own listener.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route(
-            "/api/v1/agents",
-            post(agents::create).layer(from_fn(detached)).get(agents::list),
-        )
+        .route("/api/v1/agents", post(agents::create).get(agents::list))
         .route("/api/v1/agents/{id}", get(agents::show))
         .route(
             "/api/v1/agents/{agent_id}/deployments",
-            post(deployments::create)
-                .layer(from_fn(detached))
-                .get(deployments::list),
+            post(deployments::create).get(deployments::list),
         )
         .route("/api/v1/agents/{agent_id}/deployments/{id}", get(deployments::show))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), gate::admit));
-    let api = overload::limit(api, state.max_in_flight);
+    let api = overload::limit(api, state.max_in_flight).route_layer(from_fn(detached));
     Router::new()
         .merge(api)
         .route("/healthz", get(health::live))

@@ -1,11 +1,14 @@
 //! The key store: claims, releases and reaping of idempotency records,
 //! whatever resource they guard.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use crate::readiness::Probe;
 
 /// A claim this request holds on a scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,4 +73,13 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Whether the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether a creation could be stored now, found by doing the smallest
+    /// write that needs what a creation needs, into nothing clients see:
+    /// on Postgres a committed write that allocates a fresh page (so a
+    /// read-only server, a standby and a full data disk all fail it), in
+    /// memory room under the store's bounds. [`Probe::Busy`] when no
+    /// connection could be had within `patience` because every one is in
+    /// use: that says nothing about writes.
+    async fn probe_write(&self, now: Timestamp, patience: Duration) -> Probe;
 }

@@ -6,11 +6,13 @@
 //! layer in front of every store at once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
 
 use super::{ClaimOutcome, KeyStore, Lease, Listed, OneStep, PageBound, Resource, Resources, StoreError};
+use crate::readiness::Probe;
 
 /// A change to some store calls. Resource calls are generic, so one layer
 /// applies to every kind of resource.
@@ -41,6 +43,11 @@ pub trait Layer: Send + Sync + 'static {
     /// [`KeyStore::ping`].
     async fn ping(&self, next: &dyn KeyStore) -> Result<(), StoreError> {
         next.ping().await
+    }
+
+    /// [`KeyStore::probe_write`].
+    async fn probe_write(&self, next: &dyn KeyStore, now: Timestamp, patience: Duration) -> Probe {
+        next.probe_write(now, patience).await
     }
 
     /// [`Resources::insert`].
@@ -134,6 +141,10 @@ impl<L: Layer> KeyStore for Layered<L, dyn KeyStore> {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.layer.ping(&*self.next).await
+    }
+
+    async fn probe_write(&self, now: Timestamp, patience: Duration) -> Probe {
+        self.layer.probe_write(&*self.next, now, patience).await
     }
 }
 

@@ -29,12 +29,16 @@ pub mod postgres;
 mod resource;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use idemproof_models::Timestamp;
 
 pub use self::keys::{ChangeSignal, ClaimOutcome, KeyStore, Lease};
 pub use self::layer::{Layer, Layered};
 pub use self::resource::{Listed, OneStep, PageBound, PgQuery, Resource, Resources};
 use crate::domain::agent::Agent;
 use crate::domain::deployment::Deployment;
+use crate::readiness::Probe;
 
 /// Storage failures. None of them carries text that reaches a client.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +53,14 @@ pub enum StoreError {
     /// A completed key points at a resource that does not exist.
     #[error("idempotency record {0} points at a missing resource")]
     Dangling(i64),
+    /// A bounded store (the in-memory one) has no room for what a new
+    /// creation would add, even after removing dead keys; nothing was
+    /// written (answered as 503 `store_full`).
+    #[error("the store is full")]
+    Full {
+        /// When room may come, rounded up to whole seconds.
+        retry_after_secs: u64,
+    },
 }
 
 impl StoreError {
@@ -84,5 +96,10 @@ impl Stores {
     /// Whether the backend answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.keys.ping().await
+    }
+
+    /// Whether the backend can take a creation now ([`KeyStore::probe_write`]).
+    pub async fn probe_write(&self, now: Timestamp, patience: Duration) -> Probe {
+        self.keys.probe_write(now, patience).await
     }
 }

@@ -1,10 +1,10 @@
 //! A real service instance on a free loopback port, over the backend under
-//! test, with a manual clock; requests go through the harness's HTTP
-//! client.
+//! test, with a manual clock; requests go through one reqwest client, the
+//! API's own (the harness's client speaks a target file's contract, which
+//! tests of the reference API by hand have no use for).
 
 use std::sync::Arc;
 
-use idemproof_harness::client::ApiClient;
 use idemproof_harness::postgres::PgServer;
 use idemproof_service::auth;
 use idemproof_service::clock::ManualClock;
@@ -52,11 +52,11 @@ impl Backend {
     }
 
     /// Fresh stores of this kind (a new database on Postgres) with
-    /// `config`'s terms.
+    /// `config`'s terms, memory bounds and pool size.
     pub async fn fixture(&self, config: &Config) -> Fixture {
         match self.postgres() {
             None => {
-                let memory = Arc::new(MemoryStore::new(config.terms()));
+                let memory = Arc::new(MemoryStore::bounded(config.terms(), config.memory_limits()));
                 Fixture {
                     stores: memory.stores(),
                     memory: Some(memory),
@@ -64,8 +64,8 @@ impl Backend {
                 }
             }
             Some((server, schema)) => {
-                let url = server.fresh_database().await;
-                let store = PgStore::connect(&url, 16, config.terms(), schema)
+                let url = server.fresh_database().await.expect("create a test database");
+                let store = PgStore::connect(&url, config.database_max_connections, config.terms(), schema)
                     .await
                     .expect("connect to the test database");
                 Fixture {
@@ -84,7 +84,7 @@ pub struct TestApp {
     pub base: String,
     /// `http://127.0.0.1:PORT` of the `/metrics` listener, when configured.
     pub metrics_base: Option<String>,
-    /// The harness client's connection pool, for hand-built requests.
+    /// One connection pool, for hand-built requests.
     pub client: reqwest::Client,
     /// The stores the service runs on, for direct claims and inserts.
     pub stores: Stores,
@@ -96,8 +96,6 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// The service's configuration.
     pub config: Config,
-    /// The harness's client, for the listings.
-    api: ApiClient,
     /// Stops the service when the test drops the app.
     _running: Running,
 }
@@ -178,17 +176,15 @@ impl TestApp {
             .await
             .expect("build the application")
             .spawn();
-        let api = ApiClient::new(SECRET).expect("an HTTP client");
         Self {
             base: running.url.clone(),
             metrics_base: running.metrics_url.clone(),
-            client: api.http().clone(),
+            client: reqwest::Client::new(),
             stores: fixture.stores,
             memory: fixture.memory,
             pool: fixture.pool,
             clock,
             config,
-            api,
             _running: running,
         }
     }
@@ -245,16 +241,38 @@ impl TestApp {
 
     /// Every agent of `org`, following cursors.
     pub async fn all_agents(&self, org: i64) -> Vec<Value> {
-        self.api.list_agents(&self.base, org).await.expect("list the agents")
+        self.list_all(org, &format!("/api/v1/agents?organization_id={org}"), "agents")
+            .await
     }
 
     /// Every deployment of agent `agent` of `org`, following cursors.
     pub async fn all_deployments(&self, org: i64, agent: i64) -> Vec<Value> {
         let path = format!("/api/v1/agents/{agent}/deployments?organization_id={org}");
-        self.api
-            .list_all(&self.base, org, &path, "deployments")
-            .await
-            .expect("list the deployments")
+        self.list_all(org, &path, "deployments").await
+    }
+
+    /// Every item of the list at `path` (a list endpoint of `org`, query
+    /// string included) whose pages hold it in `data.<field>`, following
+    /// cursors; at most 200 pages of 500.
+    async fn list_all(&self, org: i64, path: &str, field: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..200 {
+            let request = self
+                .client
+                .get(format!("{}{path}&limit=500&cursor={cursor}", self.base))
+                .bearer_auth(self.token(0, &[org]));
+            let page = self.send(request).await;
+            assert!(page.status.is_success(), "listing {path}: {page:?}");
+            if let Some(items) = page.body["data"][field].as_array() {
+                all.extend(items.iter().cloned());
+            }
+            match page.body["data"]["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => return all,
+            }
+        }
+        panic!("more than 200 pages at {path}")
     }
 
     /// Number of agents in `org` created with idempotency key `key`.
@@ -264,6 +282,29 @@ impl TestApp {
             .iter()
             .filter(|a| a["idempotency_key"] == key)
             .count()
+    }
+
+    /// `GET /readyz`.
+    pub async fn readyz(&self) -> Reply {
+        self.send(self.client.get(format!("{}/readyz", self.base))).await
+    }
+
+    /// The value of one sample of `/metrics` (`name{labels}` as rendered),
+    /// scraped from the metrics listener.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let base = self.metrics_base.as_deref().expect("a metrics listener");
+        let text = self
+            .client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample `{sample}` in\n{text}"))
     }
 
     /// Rows in a table, when on Postgres.

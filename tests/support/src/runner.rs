@@ -29,6 +29,8 @@ pub enum Backends {
     Stores,
     /// Postgres only, in each schema.
     PostgresOnly,
+    /// The in-memory store only (its bounds).
+    MemoryOnly,
 }
 
 impl Backends {
@@ -37,6 +39,7 @@ impl Backends {
             Backends::Both => &[Kind::Memory, Kind::Postgres, Kind::Partitioned],
             Backends::Stores => &[Kind::Memory, Kind::Postgres],
             Backends::PostgresOnly => &[Kind::Postgres, Kind::Partitioned],
+            Backends::MemoryOnly => &[Kind::Memory],
         }
     }
 }

@@ -3,13 +3,13 @@
 //! table's critical section.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use idemproof_models::{ClaimTable, CompleteError, Decision, Fingerprint, Scope, Timestamp, decide};
 
+use super::budget::{Budget, RESOURCES_FULL_RETRY_SECS, ROW_OVERHEAD_BYTES};
 use crate::domain::bounds::json_len;
 use crate::store::{Lease, Listed, OneStep, PageBound, Resource, Resources, StoreError};
 
@@ -17,6 +17,8 @@ use crate::store::{Lease, Listed, OneStep, PageBound, Resource, Resources, Store
 /// lookups and ordered listing are both range queries.
 pub struct Table<R> {
     rows: Mutex<Rows<R>>,
+    /// The store's resource bytes, shared with its other tables.
+    budget: Arc<Budget>,
 }
 
 struct Rows<R> {
@@ -25,13 +27,15 @@ struct Rows<R> {
     last_id: i64,
 }
 
-impl<R> Default for Table<R> {
-    fn default() -> Self {
+impl<R> Table<R> {
+    /// An empty table drawing from `budget`.
+    pub(super) fn new(budget: Arc<Budget>) -> Self {
         Self {
             rows: Mutex::new(Rows {
                 by_org: BTreeMap::new(),
                 last_id: 0,
             }),
+            budget,
         }
     }
 }
@@ -41,12 +45,19 @@ impl<R: Resource> Table<R> {
         self.rows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn insert(&self, new: &R::New, now: Timestamp) -> R {
+    /// Stores a new row if the budget has room for it ([`StoreError::Full`]
+    /// otherwise, with nothing stored and no id used).
+    fn insert(&self, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
         let mut rows = self.rows();
+        let row = R::build(rows.last_id + 1, new, now);
+        if !self.budget.try_reserve(json_len(&row) + ROW_OVERHEAD_BYTES) {
+            return Err(StoreError::Full {
+                retry_after_secs: RESOURCES_FULL_RETRY_SECS,
+            });
+        }
         rows.last_id += 1;
-        let row = R::build(rows.last_id, new, now);
         rows.by_org.insert((row.organization_id(), row.id()), row.clone());
-        row
+        Ok(row)
     }
 
     /// The row `id` if it belongs to `organization_id`.
@@ -113,7 +124,7 @@ impl<R> MemoryResources<R> {
 #[async_trait]
 impl<R: Resource> Resources<R> for MemoryResources<R> {
     async fn insert(&self, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
-        Ok(self.table.insert(new, now))
+        self.table.insert(new, now)
     }
 
     async fn insert_one_step(
@@ -125,10 +136,10 @@ impl<R: Resource> Resources<R> for MemoryResources<R> {
     ) -> Result<OneStep<R>, StoreError> {
         let mut created = None;
         let stored = self.claims.create_one_step(scope, fingerprint, now, || {
-            let row = self.table.insert(new, now);
+            let row = self.table.insert(new, now)?;
             let id = row.id();
             created = Some(row);
-            Ok::<_, Infallible>(id)
+            Ok::<_, StoreError>(id)
         });
         match stored {
             Ok(Some(id)) => created.map(OneStep::Created).ok_or(StoreError::Dangling(id)),
@@ -141,22 +152,25 @@ impl<R: Resource> Resources<R> for MemoryResources<R> {
                     .map_or(OneStep::Taken, OneStep::Replayed),
                 _ => OneStep::Taken,
             }),
-            Err(never) => match never {},
+            // No room for the resource: nothing was stored, key included.
+            Err(full) => Err(full),
         }
     }
 
     async fn insert_completing(&self, lease: &Lease, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
         let mut created = None;
         let completed = self.claims.complete(&lease.scope, lease.token, || {
-            let row = self.table.insert(new, now);
+            let row = self.table.insert(new, now)?;
             let id = row.id();
             created = Some(row);
-            Ok::<_, Infallible>(id)
+            Ok::<_, StoreError>(id)
         });
         match completed {
             Ok(id) => created.ok_or(StoreError::Dangling(id)),
             Err(CompleteError::NotOwner) => Err(StoreError::LeaseLost),
-            Err(CompleteError::Work(never)) => match never {},
+            // No room for the resource: the claim stays for the caller to
+            // release (`Claim::complete` does), and nothing was stored.
+            Err(CompleteError::Work(full)) => Err(full),
         }
     }
 

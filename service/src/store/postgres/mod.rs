@@ -15,15 +15,17 @@
 //! - complete: one statement whose CTE flips the row from "in progress
 //!   under my token" to "completed" and whose body inserts the resource;
 //! - release: delete the row if my token still holds it.
+//!
+//! The write probe behind `/readyz` truncates `readiness_probe` and
+//! inserts one row into it, in one transaction (see its migration).
 
 mod queries;
 mod resources;
 mod statements;
 
 use std::str::FromStr;
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use idemproof_models::{Decision, Fingerprint, KeyRecord, KeyState, LeaseToken, Scope, Terms, Timestamp, decide};
@@ -34,6 +36,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use self::resources::PgResources;
 pub use self::statements::one_step_sql;
 use super::{ChangeSignal, ClaimOutcome, KeyStore, Lease, StoreError, Stores};
+use crate::readiness::Probe;
 
 /// The schema, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("src/store/postgres/migrations");
@@ -218,6 +221,51 @@ impl KeyStore for PgStore {
             .await
             .map(drop)
             .map_err(StoreError::unavailable)
+    }
+
+    async fn probe_write(&self, _now: Timestamp, patience: Duration) -> Probe {
+        let mut conn = match tokio::time::timeout(patience, self.pool.acquire()).await {
+            Ok(Ok(conn)) => conn,
+            // No connection in time. If every connection is out doing work
+            // the pool is busy, which says nothing about writes; otherwise
+            // the pool was trying to open one and could not (the server is
+            // down or refuses us).
+            Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) if self.pool_is_busy() => return Probe::Busy,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness probe: no connection");
+                return Probe::Failed;
+            }
+            Err(_) => {
+                tracing::warn!("readiness probe: no connection in time, and the pool is not busy");
+                return Probe::Failed;
+            }
+        };
+        // One implicit transaction (a multi-statement simple query). A
+        // write that hangs is a write that fails: bounded by `patience`
+        // too, on top of the connection's statement timeout.
+        // A `&str` with no arguments goes as a simple query.
+        let write = sqlx::Executor::execute(&mut *conn, queries::PROBE_WRITE);
+        match tokio::time::timeout(patience, write).await {
+            Ok(Ok(_)) => Probe::Wrote,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness probe: the write failed");
+                Probe::Failed
+            }
+            Err(_) => {
+                tracing::warn!("readiness probe: the write did not commit in time");
+                // The connection may be mid-statement: do not reuse it.
+                conn.detach();
+                Probe::Failed
+            }
+        }
+    }
+}
+
+impl PgStore {
+    /// Whether every connection the pool may open is open and in use.
+    fn pool_is_busy(&self) -> bool {
+        let max = self.pool.options().get_max_connections();
+        self.pool.size() >= max && self.pool.num_idle() == 0
     }
 }
 

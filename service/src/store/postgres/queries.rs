@@ -63,3 +63,8 @@ DELETE FROM idempotency_keys k
          FOR UPDATE SKIP LOCKED) dead
  WHERE (k.organization_id, k.user_id, k.endpoint, k.key)
      = (dead.organization_id, dead.user_id, dead.endpoint, dead.key)";
+
+/// The readiness write probe: `TRUNCATE` gives the table a new, empty
+/// file, so the insert must allocate a page, as a growing table does. Run
+/// as one simple query, so one implicit transaction.
+pub const PROBE_WRITE: &str = "TRUNCATE readiness_probe; INSERT INTO readiness_probe (probed_at) VALUES (now())";

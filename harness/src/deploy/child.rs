@@ -17,7 +17,7 @@ use idemproof_service::clock::SystemClock;
 use idemproof_service::mutants::Strategy;
 use idemproof_service::{Application, Config};
 
-use crate::target::FaultState;
+use super::FaultState;
 
 /// The stdin command setting the work delay, followed by milliseconds.
 pub const WORK_DELAY_COMMAND: &str = "work-delay";

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use idemproof_models::{Fingerprint, LeaseToken, Scope, Timestamp};
+use idemproof_service::readiness::Probe;
 use idemproof_service::store::{
     ClaimOutcome, KeyStore, Layer, Lease, Listed, OneStep, PageBound, Resource, Resources, StoreError,
 };
@@ -233,6 +234,14 @@ impl Layer for FaultState {
     async fn ping(&self, next: &dyn KeyStore) -> Result<(), StoreError> {
         self.before().await?;
         next.ping().await
+    }
+
+    /// The readiness probe meets the same faults as every other call.
+    async fn probe_write(&self, next: &dyn KeyStore, now: Timestamp, patience: Duration) -> Probe {
+        match self.before().await {
+            Ok(_) => next.probe_write(now, patience).await,
+            Err(_) => Probe::Failed,
+        }
     }
 
     async fn insert<R: Resource>(

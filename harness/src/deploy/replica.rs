@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::ServiceSettings;
-use crate::child::{CHILD_ENV, READY_PREFIX, WORK_DELAY_COMMAND};
+use super::child::{CHILD_ENV, READY_PREFIX, WORK_DELAY_COMMAND};
 
 /// Set to a `RUST_LOG` filter to see the replicas' logs on stderr.
 pub const CHILD_LOG_ENV: &str = "IDEMPROOF_CHILD_LOG";

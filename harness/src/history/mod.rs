@@ -1,13 +1,18 @@
 //! What happened: every request the harness sent, when it was sent, when
-//! it returned and what it got, plus the faults injected. The checker reads
-//! nothing else (and the final store view).
+//! it returned and what it got, plus the faults injected; and beside it
+//! the final state read back afterwards ([`final_state`]). The checker
+//! reads nothing else.
+
+pub mod final_state;
+mod outcome;
 
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::target::Fault;
+pub use self::outcome::Outcome;
+use crate::fault::FaultRecord;
+use crate::form::Form;
 
 /// What a client wants done: one submission of a form, retried as the
 /// client's policy says.
@@ -15,14 +20,14 @@ use crate::target::Fault;
 pub struct Submission {
     /// Which simulated client (browser) sends it.
     pub client: usize,
-    /// Tenant.
-    pub org: i64,
-    /// User.
-    pub user: i64,
+    /// Tenant, an index into the contract's tenants.
+    pub tenant: usize,
+    /// User, an index into the contract's users.
+    pub user: usize,
     /// The form's idempotency key, if the client sends one.
     pub key: Option<String>,
-    /// The JSON body.
-    pub payload: Value,
+    /// What the user typed.
+    pub form: Form,
     /// First replica to send to; retries move on to the next one.
     pub replica: usize,
     /// Retry behaviour.
@@ -70,11 +75,13 @@ impl Default for RetryPolicy {
 pub enum Expect {
     /// Only the general invariants apply.
     Any,
-    /// Must end in 201: a new form session creates a new agent.
+    /// Must end in a success naming a resource no other key got: a new
+    /// form session creates a new resource.
     Created,
-    /// Must end in 422: the key was reused with another payload.
+    /// Must end refused as "key reused": the key was reused with another
+    /// payload.
     Mismatch,
-    /// Must end in 2xx naming the agent submission `n` got.
+    /// Must end in a success naming the resource submission `n` got.
     SameAgentAs(usize),
 }
 
@@ -97,103 +104,30 @@ pub struct Event {
     pub attempt: u32,
     /// Load or probe.
     pub phase: Phase,
-    /// Which replica answered.
+    /// Which replica it was sent to.
     pub replica: usize,
     /// Microseconds from the scenario start to the request being sent.
     pub invoke_us: u64,
     /// Microseconds from the scenario start to the answer (or timeout).
     pub return_us: u64,
-    /// What came back.
+    /// What the client got.
     pub outcome: Outcome,
+    /// What the service answered when the client never got it (the fault
+    /// proxy dropped or cut the answer): the request did happen.
+    pub unseen: Option<Outcome>,
 }
 
-/// What an attempt got.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Outcome {
-    /// An HTTP response.
-    Response {
-        /// Status code.
-        status: u16,
-        /// `Idempotent-Replayed: true` was present.
-        replayed: bool,
-        /// Problem `code`, on errors.
-        code: Option<String>,
-        /// The agent in a success envelope.
-        agent: Option<Value>,
-    },
-    /// The client gave up waiting.
-    Timeout,
-    /// Connection refused, reset or closed.
-    Transport {
-        /// Short description.
-        error: String,
-    },
-}
-
-impl Outcome {
-    /// The status code, if a response arrived.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Outcome::Response { status, .. } => Some(*status),
-            _ => None,
-        }
+impl Event {
+    /// The service's answers to this attempt: the one the client saw and
+    /// the one the proxy kept from it.
+    pub fn answers(&self) -> impl Iterator<Item = &Outcome> {
+        std::iter::once(&self.outcome).chain(self.unseen.as_ref())
     }
 
-    /// The agent id in a success response.
-    pub fn agent_id(&self) -> Option<i64> {
-        match self {
-            Outcome::Response { agent: Some(a), .. } => a["id"].as_i64(),
-            _ => None,
-        }
+    /// The resource a success named, seen by the client or not.
+    pub fn named_id(&self) -> Option<&str> {
+        self.answers().filter(|o| o.is_success()).find_map(Outcome::id)
     }
-
-    /// Whether a client would retry this (timeouts, transport errors, 409
-    /// and 5xx) rather than stop (2xx, other 4xx).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Outcome::Response { status, .. } => *status == 409 || *status >= 500,
-            Outcome::Timeout | Outcome::Transport { .. } => true,
-        }
-    }
-
-    /// One-word description for tables and timelines.
-    pub fn label(&self) -> String {
-        match self {
-            Outcome::Response {
-                status,
-                replayed,
-                code,
-                agent,
-            } => {
-                let mut s = status.to_string();
-                if let Some(a) = agent {
-                    s.push_str(&format!(" agent {}", a["id"]));
-                    if let (Some(org), Some(user)) = (a["organization_id"].as_i64(), a["user_id"].as_i64()) {
-                        s.push_str(&format!(" (org {org} user {user})"));
-                    }
-                }
-                if *replayed {
-                    s.push_str(" replayed");
-                }
-                if let Some(code) = code {
-                    s.push_str(&format!(" {code}"));
-                }
-                s
-            }
-            Outcome::Timeout => "client timeout".to_owned(),
-            Outcome::Transport { error } => error.clone(),
-        }
-    }
-}
-
-/// A fault injected at some time.
-#[derive(Debug, Clone, Serialize)]
-pub struct FaultRecord {
-    /// Microseconds from the scenario start.
-    pub at_us: u64,
-    /// Which fault.
-    pub fault: Fault,
 }
 
 /// Everything recorded in one scenario run.
@@ -207,9 +141,28 @@ pub struct History {
     pub faults: Vec<FaultRecord>,
     /// When the last fault was removed (if any was injected).
     pub healed_at_us: Option<u64>,
+    /// Labels of the contract's tenants, for reports.
+    pub tenants: Vec<String>,
+    /// Labels of the contract's users.
+    pub users: Vec<String>,
     /// The scenario's start: every `*_us` time counts from here.
     #[serde(skip)]
     pub t0: Option<tokio::time::Instant>,
+}
+
+/// (tenant, user, key): the scope a key is unique in (indices into the
+/// contract's principals).
+pub type ScopeKey = (usize, usize, String);
+
+/// A scope with its principals named, for reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScopeLabel {
+    /// Tenant, as the contract names it.
+    pub tenant: String,
+    /// User.
+    pub user: String,
+    /// The idempotency key.
+    pub key: String,
 }
 
 impl History {
@@ -218,6 +171,31 @@ impl History {
         let mut events: Vec<_> = self.events.iter().filter(|e| e.submission == submission).collect();
         events.sort_by_key(|e| (e.phase == Phase::Probe, e.attempt));
         events
+    }
+
+    /// The scope of a submission, if it sent a key.
+    pub fn scope_of(&self, submission: usize) -> Option<ScopeKey> {
+        let s = &self.submissions[submission];
+        s.key.clone().map(|k| (s.tenant, s.user, k))
+    }
+
+    /// The tenant's label.
+    pub fn tenant(&self, i: usize) -> &str {
+        self.tenants.get(i).map_or("?", String::as_str)
+    }
+
+    /// The user's label.
+    pub fn user(&self, i: usize) -> &str {
+        self.users.get(i).map_or("?", String::as_str)
+    }
+
+    /// A scope with its principals named.
+    pub fn label(&self, scope: &ScopeKey) -> ScopeLabel {
+        ScopeLabel {
+            tenant: self.tenant(scope.0).to_owned(),
+            user: self.user(scope.1).to_owned(),
+            key: scope.2.clone(),
+        }
     }
 }
 

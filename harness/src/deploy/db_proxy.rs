@@ -45,7 +45,7 @@ impl DbProxy {
 
     /// Points new connections at another upstream address.
     pub fn set_upstream(&self, upstream: SocketAddr) {
-        *self.shared.upstream.lock().expect("upstream lock") = upstream;
+        *self.shared.upstream.lock().unwrap_or_else(|p| p.into_inner()) = upstream;
     }
 
     /// Adds `latency` before every forwarded chunk, both ways.
@@ -79,7 +79,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     while let Ok((client, _)) = listener.accept().await {
         let shared = shared.clone();
         tokio::spawn(async move {
-            let upstream = *shared.upstream.lock().expect("upstream lock");
+            let upstream = *shared.upstream.lock().unwrap_or_else(|p| p.into_inner());
             let Ok(server) = TcpStream::connect(upstream).await else {
                 return; // dropping `client` refuses it, like a dead server
             };

@@ -1,0 +1,79 @@
+//! A bounded table never holds more records than its bound and never drops
+//! a live record to make room: two requests for new keys race for the one
+//! slot a dead record frees; exactly one gets it (whichever reaps the dead
+//! record), the other is refused as full, and the live record survives.
+
+use std::convert::Infallible;
+
+use idemproof_models::{Claim, ClaimTable};
+use loom::sync::Arc;
+use loom::thread;
+
+use crate::support::{FP, Reached, TTL_SECS, at, create_one_step, explore, scope, terms, token};
+
+/// How a request for a new key ended on a bounded table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Stored,
+    Full,
+}
+
+/// The service's path for a new key: one step, else a claim (completed at
+/// once if acquired).
+fn new_key(table: &ClaimTable<u32>, key: &str, n: u32) -> Ended {
+    let scope = scope(1, key);
+    let now = at(TTL_SECS);
+    if create_one_step(table, &scope, FP, now, n).created.is_some() {
+        return Ended::Stored;
+    }
+    match table.claim(&scope, FP, token(u128::from(n)), now, None) {
+        Claim::Acquired => {
+            let done = table.complete(&scope, token(u128::from(n)), || Ok::<_, Infallible>(n));
+            assert_eq!(done, Ok(n), "an owner completes");
+            Ended::Stored
+        }
+        Claim::Full { room_at } => {
+            assert!(
+                room_at.is_some_and(|at| at > now),
+                "room comes when the live record expires"
+            );
+            Ended::Full
+        }
+        other => panic!("a new key on a bounded table is stored or full, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_bounded_table_frees_only_dead_records_and_never_overfills() {
+    const NAME: &str = "two new keys racing for the slot of one dead record: one stored, one full";
+    let reached = Reached::default();
+    let noted = reached.clone();
+    explore(NAME, move || {
+        let table = Arc::new(ClaimTable::<u32>::bounded(terms(), 2));
+        // A record that is dead at the race's time, and a live one.
+        create_one_step(&table, &scope(1, "dead"), FP, at(0), 1);
+        create_one_step(&table, &scope(1, "live"), FP, at(TTL_SECS - 1), 2);
+        let racers: Vec<_> = [("a", 10), ("b", 20)]
+            .into_iter()
+            .map(|(key, n)| {
+                let table = table.clone();
+                thread::spawn(move || new_key(&table, key, n))
+            })
+            .collect();
+        let ends: Vec<Ended> = racers.into_iter().map(|r| r.join().expect("racer finished")).collect();
+        let stored = ends.iter().filter(|e| **e == Ended::Stored).count();
+        assert_eq!(stored, 1, "exactly one new key fits: {ends:?}");
+        assert_eq!(table.len(), 2, "the table never holds more than its bound");
+        assert!(table.record(&scope(1, "live")).is_some(), "a live record was dropped");
+        assert!(
+            table.record(&scope(1, "dead")).is_none(),
+            "the dead record made the room"
+        );
+        noted.note(if ends[0] == Ended::Stored {
+            "first stored"
+        } else {
+            "second stored"
+        });
+    });
+    reached.assert_all(NAME, &["first stored", "second stored"]);
+}
