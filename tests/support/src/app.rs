@@ -19,6 +19,11 @@ use serde_json::Value;
 /// Secret the test apps verify tokens with.
 pub const SECRET: &str = "contract-test-secret";
 
+/// The user the kit reads lists as: any member of an organisation may read
+/// it, and the service accepts only canonical positive user ids (never 0),
+/// so the largest one, which no test creates as.
+pub const READER: i64 = i64::MAX;
+
 /// Which store a test runs against.
 #[derive(Clone)]
 pub enum Backend {
@@ -239,7 +244,7 @@ impl TestApp {
         self.send(request).await
     }
 
-    /// Every agent of `org`, following cursors.
+    /// Every agent of `org`, following cursors, read as [`READER`].
     pub async fn all_agents(&self, org: i64) -> Vec<Value> {
         self.list_all(org, &format!("/api/v1/agents?organization_id={org}"), "agents")
             .await
@@ -261,7 +266,7 @@ impl TestApp {
             let request = self
                 .client
                 .get(format!("{}{path}&limit=500&cursor={cursor}", self.base))
-                .bearer_auth(self.token(0, &[org]));
+                .bearer_auth(self.token(READER, &[org]));
             let page = self.send(request).await;
             assert!(page.status.is_success(), "listing {path}: {page:?}");
             if let Some(items) = page.body["data"][field].as_array() {
