@@ -85,6 +85,18 @@ pub struct LoadArgs {
     /// Skip the legacy design's comparison run.
     #[arg(long)]
     pub no_legacy: bool,
+    /// Storm sizes: clients sending one key at once, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 64, 256, 1000])]
+    pub storm: Vec<usize>,
+    /// Skip the open-loop runs.
+    #[arg(long)]
+    pub no_open: bool,
+    /// Skip the storms.
+    #[arg(long)]
+    pub no_storm: bool,
+    /// Skip the wake-up measurement of waiting duplicates (Postgres only).
+    #[arg(long)]
+    pub no_wake: bool,
     /// Seed of the request mix.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -397,6 +409,9 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         },
         external: !args.no_external,
         legacy: !args.no_legacy,
+        open: !args.no_open,
+        storm: if args.no_storm { Vec::new() } else { args.storm.clone() },
+        wake: !args.no_wake,
         seed: args.seed,
         secret: args.auth_secret.clone(),
         out: args.out.clone(),

@@ -340,8 +340,9 @@ fn kind(target: &Target, settings: &ServiceSettings) -> String {
         .join("::")
 }
 
-/// The load mode end to end, tiny: every workload in both loops against a
-/// service process on the in-memory store, every answer as expected.
+/// The load mode end to end, tiny: every workload in both loops and a
+/// small storm against a service process on the in-memory store, every
+/// answer as expected, the service's CPU metered.
 fn load_smoke_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
     use idemproof_harness::load::{self, LoadOptions, LoadTarget, Workload};
     let runtime = runtime.clone();
@@ -356,6 +357,9 @@ fn load_smoke_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
             workloads: vec![Workload::Unkeyed, Workload::Keyed, Workload::Replay, Workload::Mixed],
             external: false,
             legacy: false,
+            open: true,
+            storm: vec![8],
+            wake: false,
             seed: SEED,
             secret: DEV_AUTH_SECRET.to_owned(),
             out: out.clone(),
@@ -372,9 +376,16 @@ fn load_smoke_trial(runtime: &Arc<tokio::runtime::Runtime>) -> Trial {
         }
         for run in &report.runs {
             let m = &run.measured;
-            if m.ok == 0 || m.errors > 0 || m.p50_ms <= 0.0 || m.p99_ms < m.p50_ms {
+            let metered = m
+                .cpu
+                .is_some_and(|c| c.service_us.is_some() && c.generator_us.is_some());
+            if m.ok == 0 || m.errors > 0 || m.p50_ms <= 0.0 || m.p99_ms < m.p50_ms || !metered {
                 return Err(format!("{} ({}): {m:?}", run.workload.name(), run.mode).into());
             }
+        }
+        match report.storms.as_slice() {
+            [storm] if storm.created == storm.rounds as u64 && storm.other == 0 && storm.cpu.is_some() => {}
+            storms => return Err(format!("storms: {storms:?}").into()),
         }
         Ok(())
     })

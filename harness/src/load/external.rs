@@ -16,6 +16,8 @@ use idemproof_service::store::postgres::one_step_sql;
 use serde::Serialize;
 use tokio::process::Command;
 
+use super::cpu::{CpuMeter, CpuUse};
+
 /// A yardstick's result.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -28,9 +30,15 @@ pub enum External {
         command: String,
         /// wrk: answers that were not 2xx.
         failures: u64,
+        /// CPU per transaction (pgbench: the database's) or per request
+        /// (wrk: the service's and the database's) during the run.
+        cpu: Option<CpuUse>,
     },
-    /// It could not run; why.
-    Unavailable(String),
+    /// It could not run.
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl External {
@@ -38,7 +46,15 @@ impl External {
     pub fn rate(&self) -> Option<f64> {
         match self {
             External::Ran { rate, .. } => Some(*rate),
-            External::Unavailable(_) => None,
+            External::Unavailable { .. } => None,
+        }
+    }
+
+    /// CPU per transaction or request, if it ran and was metered.
+    pub fn cpu(&self) -> Option<CpuUse> {
+        match self {
+            External::Ran { cpu, .. } => *cpu,
+            External::Unavailable { .. } => None,
         }
     }
 }
@@ -78,11 +94,14 @@ fn pgbench_script() -> String {
     format!("\\set k random(1, 1000000000000)\n{sql};\n")
 }
 
-/// Runs pgbench with the keyed-creation transaction against `db_url`.
-pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: &Path) -> External {
+/// Runs pgbench with the keyed-creation transaction against `db_url`;
+/// `meter` gives the database's CPU per transaction.
+pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: &Path, meter: &CpuMeter) -> External {
     let script = dir.join("keyed-create.pgbench.sql");
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&script, pgbench_script())) {
-        return External::Unavailable(format!("cannot write the pgbench script: {e}"));
+        return External::Unavailable {
+            reason: format!("cannot write the pgbench script: {e}"),
+        };
     }
     let args = vec![
         "-n".to_owned(),
@@ -99,29 +118,56 @@ pub async fn pgbench(db_url: &str, connections: usize, duration: Duration, dir: 
         db_url.into(),
     ];
     let command = format!("pgbench {}", args.join(" "));
+    let before = meter.database_us();
     let output = match Command::new("pgbench").args(&args).stdin(Stdio::null()).output().await {
         Ok(output) => output,
-        Err(e) => return External::Unavailable(format!("pgbench not runnable ({e}); install postgresql-client")),
+        Err(e) => {
+            return External::Unavailable {
+                reason: format!("pgbench not runnable ({e}); install postgresql-client"),
+            };
+        }
     };
+    let after = meter.database_us();
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let transactions = parse_after(&stdout, "number of transactions actually processed:").filter(|n| *n > 0.0);
+    let cpu = match (before, after, transactions) {
+        // pgbench's connection set-up and tear-down fall in the window too:
+        // a few milliseconds against seconds of transactions.
+        (Some(before), Some(after), Some(n)) => Some(CpuUse {
+            database_us: Some(after.saturating_sub(before) as f64 / n),
+            ..CpuUse::default()
+        }),
+        _ => None,
+    };
     match parse_after(&stdout, "tps = ") {
         Some(rate) if output.status.success() => External::Ran {
             rate,
             command,
             failures: 0,
+            cpu,
         },
-        _ => External::Unavailable(format!(
-            "pgbench failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .last()
-                .unwrap_or("no output")
-        )),
+        _ => External::Unavailable {
+            reason: format!(
+                "pgbench failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("no output")
+            ),
+        },
     }
 }
 
-/// Runs wrk sending keyed creations (a new key per request) to `url`.
-pub async fn wrk(url: &str, authorization: &str, connections: usize, duration: Duration, dir: &Path) -> External {
+/// Runs wrk sending keyed creations (a new key per request) to `url`;
+/// `meter` gives the service's and the database's CPU per request.
+pub async fn wrk(
+    url: &str,
+    authorization: &str,
+    connections: usize,
+    duration: Duration,
+    dir: &Path,
+    meter: &CpuMeter,
+) -> External {
     let body = crate::load::generator::body().to_string();
     let script = format!(
         r#"-- Keyed agent creations, a new Idempotency-Key per request.
@@ -147,7 +193,9 @@ end
     );
     let path = dir.join("keyed-create.wrk.lua");
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, script)) {
-        return External::Unavailable(format!("cannot write the wrk script: {e}"));
+        return External::Unavailable {
+            reason: format!("cannot write the wrk script: {e}"),
+        };
     }
     let args = vec![
         "-t".to_owned(),
@@ -161,19 +209,43 @@ end
         url.into(),
     ];
     let command = format!("wrk {}", args.join(" "));
+    let before = meter.snapshot();
     let output = match Command::new("wrk").args(&args).stdin(Stdio::null()).output().await {
         Ok(output) => output,
-        Err(e) => return External::Unavailable(format!("wrk not runnable ({e}); install wrk")),
+        Err(e) => {
+            return External::Unavailable {
+                reason: format!("wrk not runnable ({e}); install wrk"),
+            };
+        }
     };
+    let after = meter.snapshot();
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let cpu = wrk_requests(&stdout)
+        .and_then(|n| before.per_request(&after, n))
+        // wrk's CPU is not this process's.
+        .map(|cpu| CpuUse {
+            generator_us: None,
+            ..cpu
+        });
     match parse_after(&stdout, "Requests/sec:") {
         Some(rate) if output.status.success() => External::Ran {
             rate,
             command,
             failures: parse_after(&stdout, "Non-2xx or 3xx responses:").unwrap_or(0.0) as u64,
+            cpu,
         },
-        _ => External::Unavailable(format!("wrk failed: {}", stdout.lines().last().unwrap_or("no output"))),
+        _ => External::Unavailable {
+            reason: format!("wrk failed: {}", stdout.lines().last().unwrap_or("no output")),
+        },
     }
+}
+
+/// How many requests wrk made: "  37230 requests in 10.00s, 21.49MB read".
+fn wrk_requests(stdout: &str) -> Option<u64> {
+    stdout
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
 }
 
 /// The number following `label` on its line.
@@ -184,7 +256,7 @@ fn parse_after(text: &str, label: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_after, pgbench_script};
+    use super::{parse_after, pgbench_script, wrk_requests};
 
     #[test]
     fn pgbench_runs_the_one_step_statement_with_every_parameter_filled() {
@@ -196,10 +268,15 @@ mod tests {
 
     #[test]
     fn parses_pgbench_and_wrk_summaries() {
-        let pgbench = "latency average = 2.1 ms\ninitial connection time = 3.2 ms\ntps = 3790.581234 (without initial connection time)\n";
+        let pgbench = "number of transactions actually processed: 37903\nlatency average = 2.1 ms\ninitial connection time = 3.2 ms\ntps = 3790.581234 (without initial connection time)\n";
         assert_eq!(parse_after(pgbench, "tps = "), Some(3790.581234));
-        let wrk = "  2 threads and 16 connections\nRequests/sec:   5123.45\nTransfer/sec:      1.2MB\n";
+        assert_eq!(
+            parse_after(pgbench, "number of transactions actually processed:"),
+            Some(37903.0)
+        );
+        let wrk = "  2 threads and 16 connections\n  51234 requests in 10.00s, 21.49MB read\nRequests/sec:   5123.45\nTransfer/sec:      1.2MB\n";
         assert_eq!(parse_after(wrk, "Requests/sec:"), Some(5123.45));
         assert_eq!(parse_after(wrk, "Non-2xx or 3xx responses:"), None);
+        assert_eq!(wrk_requests(wrk), Some(51234));
     }
 }

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::cpu::{CpuMeter, CpuSnapshot, CpuUse};
 use crate::SeededRng;
 
 /// What each request does.
@@ -91,6 +92,8 @@ pub struct Measured {
     pub max_ms: f64,
     /// `(latency ms, cumulative share)` for plots.
     pub cdf: Vec<(f64, f64)>,
+    /// CPU per request (answered or not) over the measured window.
+    pub cpu: Option<CpuUse>,
 }
 
 impl Measured {
@@ -133,6 +136,7 @@ impl Measured {
             p999_ms: q(0.999),
             max_ms: if histogram.is_empty() { 0.0 } else { ms(histogram.max()) },
             cdf,
+            cpu: None,
         }
     }
 }
@@ -228,9 +232,19 @@ pub(super) async fn send(
     }
 }
 
+/// Reads `meter` when the measured window opens.
+fn snapshot_at(meter: &CpuMeter, at: Instant) -> tokio::task::JoinHandle<CpuSnapshot> {
+    let meter = meter.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at).await;
+        meter.snapshot()
+    })
+}
+
 /// `connections` senders, each on its own connection, each sending its
 /// next request when the previous one answered, for `warmup` (unrecorded)
-/// then `duration`.
+/// then `duration`; `meter` is read when the measured window opens and
+/// once every answer of it is in.
 pub async fn closed_loop(
     endpoint: &Endpoint,
     workload: Workload,
@@ -238,11 +252,13 @@ pub async fn closed_loop(
     warmup: Duration,
     duration: Duration,
     seed: u64,
+    meter: &CpuMeter,
 ) -> anyhow::Result<Measured> {
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + duration;
+    let window_opened = snapshot_at(meter, measure_from);
     let mut tasks = Vec::new();
     for sender in 0..connections {
         let client = reqwest::Client::builder()
@@ -287,7 +303,11 @@ pub async fn closed_loop(
         errors += e;
         first_error = first_error.or(first);
     }
-    Ok(Measured::from(&all, ok, errors, 0, first_error, duration.as_secs_f64()))
+    let cpu = window_opened.await?.per_request(&meter.snapshot(), ok + errors);
+    Ok(Measured {
+        cpu,
+        ..Measured::from(&all, ok, errors, 0, first_error, duration.as_secs_f64())
+    })
 }
 
 /// Requests arrive at `rate` per second whatever the answers do; latency
@@ -300,6 +320,7 @@ pub async fn open_loop(
     warmup: Duration,
     duration: Duration,
     seed: u64,
+    meter: &CpuMeter,
 ) -> anyhow::Result<Measured> {
     const MAX_IN_FLIGHT: usize = 2048;
     let client = reqwest::Client::builder()
@@ -313,6 +334,7 @@ pub async fn open_loop(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Result<(), String>, u64)>();
     let start = Instant::now();
     let measure_from = start + warmup;
+    let window_opened = snapshot_at(meter, measure_from);
     let total = ((warmup + duration).as_secs_f64() * rate).ceil() as u64;
     let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
     let body = Arc::new(body());
@@ -351,12 +373,9 @@ pub async fn open_loop(
         }
     }
     let shed = shed.load(Ordering::Relaxed);
-    Ok(Measured::from(
-        &h,
-        ok,
-        errors,
-        shed,
-        first_error,
-        duration.as_secs_f64(),
-    ))
+    let cpu = window_opened.await?.per_request(&meter.snapshot(), ok + errors);
+    Ok(Measured {
+        cpu,
+        ..Measured::from(&h, ok, errors, shed, first_error, duration.as_secs_f64())
+    })
 }

@@ -1,12 +1,18 @@
 //! `idemproof load`: what idempotency costs, measured side by side in one
 //! run. Closed and open loop over the four workloads, the legacy design's
 //! keyed creation on the same server, `pgbench` running the same
-//! transaction on the same database, `wrk` on the same endpoint, and the
-//! issue's target ratios computed from those numbers.
+//! transaction on the same database, `wrk` on the same endpoint, storms
+//! of many clients on one key, the wake-up of duplicates waiting across
+//! replicas, and the target ratios computed from those numbers.
+//! Every run reports the CPU each request cost the service and the
+//! database (`cpu.rs`) beside its throughput and latency.
 
+pub mod cpu;
 pub mod external;
 pub mod generator;
 mod report;
+pub mod storm;
+pub mod wake;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,9 +21,12 @@ use std::time::Duration;
 use idemproof_service::mutants::Strategy;
 use serde::Serialize;
 
+pub use self::cpu::{CpuMeter, CpuUse};
 pub use self::external::External;
 pub use self::generator::{Endpoint, Measured, Workload};
 pub use self::report::{latency_svg, print};
+pub use self::storm::Storm;
+pub use self::wake::Wake;
 use crate::deploy::{ProcessReplica, ServiceSettings};
 use crate::postgres::PgServer;
 
@@ -52,6 +61,12 @@ pub struct LoadOptions {
     pub external: bool,
     /// Run the legacy design's keyed creation for comparison.
     pub legacy: bool,
+    /// Run the open-loop runs too.
+    pub open: bool,
+    /// Storm sizes: clients on one key at once (none: no storms).
+    pub storm: Vec<usize>,
+    /// Measure how soon duplicates waiting across replicas wake (Postgres).
+    pub wake: bool,
     /// Seeds the request mix.
     pub seed: u64,
     /// Secret of the service (for `url` targets: the external one's).
@@ -103,6 +118,10 @@ pub struct LoadReport {
     pub pgbench: Option<External>,
     /// wrk on the same endpoint.
     pub wrk: Option<External>,
+    /// Storms on one key, by size.
+    pub storms: Vec<Storm>,
+    /// Duplicates waiting across replicas: how soon they answer.
+    pub wake: Option<Wake>,
     /// The target ratios.
     pub targets: Vec<TargetCheck>,
 }
@@ -122,6 +141,28 @@ struct Service {
     process: Option<ProcessReplica>,
     /// Direct URL of its database, for pgbench.
     db_url: Option<String>,
+    /// CPU of the service process and of its database.
+    meter: CpuMeter,
+}
+
+fn settings(opts: &LoadOptions, strategy: Strategy) -> ServiceSettings {
+    ServiceSettings {
+        strategy,
+        // The service's pool matches the offered concurrency, as pgbench's
+        // connection count does.
+        pool_size: opts.connections.clamp(4, 64) as u32,
+        ..ServiceSettings::new(opts.secret.clone())
+    }
+}
+
+fn endpoint(opts: &LoadOptions, base: &str, nonce: &str) -> anyhow::Result<Endpoint> {
+    let token = idemproof_service::auth::mint(&opts.secret, 1, &[1], 24 * 3600)?;
+    Ok(Endpoint {
+        url: format!("{base}/api/v1/agents?organization_id=1"),
+        authorization: format!("Bearer {token}"),
+        replay_pool: Arc::new(Vec::new()),
+        nonce: nonce.to_owned(),
+    })
 }
 
 async fn start_service(
@@ -130,13 +171,7 @@ async fn start_service(
     strategy: Strategy,
     nonce: &str,
 ) -> anyhow::Result<Service> {
-    let settings = ServiceSettings {
-        strategy,
-        // The service's pool matches the offered concurrency, as pgbench's
-        // connection count does.
-        pool_size: opts.connections.clamp(4, 64) as u32,
-        ..ServiceSettings::new(opts.secret.clone())
-    };
+    let settings = settings(opts, strategy);
     let (base, process, db_url) = match (&opts.target, postgres) {
         (LoadTarget::Url(url), _) => (url.clone(), None, None),
         (LoadTarget::Postgres, Some(pg)) => {
@@ -151,15 +186,9 @@ async fn start_service(
             (format!("http://127.0.0.1:{}", process.port), Some(process), None)
         }
     };
-    let token = idemproof_service::auth::mint(&opts.secret, 1, &[1], 24 * 3600)?;
-    let endpoint = Endpoint {
-        url: format!("{base}/api/v1/agents?organization_id=1"),
-        authorization: format!("Bearer {token}"),
-        replay_pool: Arc::new(Vec::new()),
-        nonce: nonce.to_owned(),
-    };
     Ok(Service {
-        endpoint,
+        endpoint: endpoint(opts, &base, nonce)?,
+        meter: CpuMeter::new(db_url.as_deref()),
         process,
         db_url,
     })
@@ -209,10 +238,13 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
         legacy_keyed: None,
         pgbench: None,
         wrk: None,
+        storms: Vec::new(),
+        wake: None,
         targets: Vec::new(),
     };
     let closed = |workload: Workload| {
         let endpoint = service.endpoint.clone();
+        let meter = service.meter.clone();
         async move {
             eprintln!(
                 "[load] closed loop, {} connections: {}",
@@ -226,6 +258,7 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
                 opts.warmup,
                 opts.duration,
                 opts.seed,
+                &meter,
             )
             .await?;
             Ok::<_, anyhow::Error>(Run {
@@ -249,6 +282,7 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
                     opts.connections,
                     opts.duration,
                     &opts.out,
+                    &service.meter,
                 )
                 .await,
             );
@@ -256,12 +290,21 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
     }
     let rate = opts
         .rate
-        .or_else(|| report.closed(Workload::Keyed).map(|m| (m.throughput / 2.0).max(10.0)));
+        .or_else(|| report.closed(Workload::Keyed).map(|m| (m.throughput / 2.0).max(10.0)))
+        .filter(|_| opts.open);
     if let Some(rate) = rate {
         for &workload in &opts.workloads {
             eprintln!("[load] open loop, {rate:.0} requests/s: {}", workload.name());
-            let measured =
-                generator::open_loop(&service.endpoint, workload, rate, opts.warmup, opts.duration, opts.seed).await?;
+            let measured = generator::open_loop(
+                &service.endpoint,
+                workload,
+                rate,
+                opts.warmup,
+                opts.duration,
+                opts.seed,
+                &service.meter,
+            )
+            .await?;
             report.runs.push(Run {
                 workload,
                 mode: "open".into(),
@@ -269,6 +312,12 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
                 measured,
             });
         }
+    }
+    for &clients in &opts.storm {
+        eprintln!("[load] storm: {clients} clients on one key at once");
+        report
+            .storms
+            .push(storm::storm(&service.endpoint, clients, &service.meter).await?);
     }
     if let Some(mut process) = service.process.take() {
         process.kill().await;
@@ -280,7 +329,8 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
             "[load] pgbench, {} connections: the keyed-creation transaction",
             opts.connections
         );
-        report.pgbench = Some(external::pgbench(db_url, opts.connections, opts.duration, &opts.out).await);
+        report.pgbench =
+            Some(external::pgbench(db_url, opts.connections, opts.duration, &opts.out, &service.meter).await);
     }
     if opts.legacy && opts.target == LoadTarget::Postgres {
         eprintln!(
@@ -295,6 +345,7 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
             opts.warmup,
             opts.duration,
             opts.seed,
+            &legacy.meter,
         )
         .await;
         if let Some(mut process) = legacy.process.take() {
@@ -302,8 +353,32 @@ async fn measure(opts: &LoadOptions, postgres: Option<&PgServer>) -> anyhow::Res
         }
         report.legacy_keyed = Some(measured?);
     }
+    if opts.wake
+        && let Some(pg) = postgres
+    {
+        eprintln!(
+            "[load] wake: {} duplicates per round waiting on another replica's claim",
+            wake::WAITERS
+        );
+        report.wake = Some(measure_wake(opts, pg, &nonce).await?);
+    }
     report.targets = targets(&report);
     Ok(report)
+}
+
+/// Two replicas on a fresh database of `pg`, and [`wake::measure`] on them.
+async fn measure_wake(opts: &LoadOptions, pg: &PgServer, nonce: &str) -> anyhow::Result<Wake> {
+    let url = pg.url(&pg.create_database().await?);
+    let settings = settings(opts, Strategy::Correct);
+    let mut a = ProcessReplica::start(Some(&url), &settings).await?;
+    let mut b = ProcessReplica::start(Some(&url), &settings).await?;
+    let nonce = format!("{nonce}-wake");
+    let endpoint_a = endpoint(opts, &format!("http://127.0.0.1:{}", a.port), &nonce)?;
+    let endpoint_b = endpoint(opts, &format!("http://127.0.0.1:{}", b.port), &nonce)?;
+    let measured = wake::measure(&mut a, &endpoint_a, &endpoint_b, &url, opts.seed).await;
+    a.kill().await;
+    b.kill().await;
+    measured
 }
 
 /// The performance targets of docs/benchmarks.md, from this run's numbers.
@@ -328,10 +403,21 @@ fn targets(r: &LoadReport) -> Vec<TargetCheck> {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
     };
+    let cpu = |m: Option<&Measured>| m.and_then(|m| m.cpu);
+    let service_us = |m: Option<&Measured>| cpu(m).and_then(|c| c.service_us);
+    let database_us = |m: Option<&Measured>| cpu(m).and_then(|c| c.database_us);
+    let total_us = |m: Option<&Measured>| cpu(m).and_then(|c| c.total_us());
+    let pgbench_database_us = r.pgbench.as_ref().and_then(External::cpu).and_then(|c| c.database_us);
     vec![
         check(
             "keyed create p50 / unkeyed create p50",
             ratio(keyed.map(|m| m.p50_ms), unkeyed.map(|m| m.p50_ms)),
+            Some(1.15),
+            None,
+        ),
+        check(
+            "keyed create CPU / unkeyed create CPU (service + database)",
+            ratio(total_us(keyed), total_us(unkeyed)),
             Some(1.15),
             None,
         ),
@@ -351,16 +437,40 @@ fn targets(r: &LoadReport) -> Vec<TargetCheck> {
             None,
         ),
         check(
+            "replay CPU / keyed create CPU (service + database)",
+            ratio(total_us(replay), total_us(keyed)),
+            Some(0.3),
+            None,
+        ),
+        check(
+            "service CPU per keyed create / database CPU it causes",
+            ratio(service_us(keyed), database_us(keyed)),
+            Some(0.5),
+            None,
+        ),
+        check(
+            "database CPU per keyed create / per pgbench transaction (same statement)",
+            ratio(database_us(keyed), pgbench_database_us),
+            Some(1.15),
+            None,
+        ),
+        check(
             "service keyed-create throughput / pgbench throughput (same transaction)",
             ratio(keyed.map(|m| m.throughput), r.pgbench.as_ref().and_then(External::rate)),
             None,
-            Some(0.6),
+            Some(0.7),
         ),
         check(
             "harness generator rate / wrk rate (same endpoint)",
             ratio(keyed.map(|m| m.throughput), r.wrk.as_ref().and_then(External::rate)),
             None,
             Some(0.8),
+        ),
+        check(
+            "waiting duplicate answered after its original, p99 ms (other replica)",
+            r.wake.as_ref().map(|w| w.p99_ms),
+            Some(5.0),
+            None,
         ),
     ]
 }

@@ -17,6 +17,14 @@
 //!   inserts nothing.
 //!
 //! Any resource whose row can be written by one `INSERT` gets both.
+//!
+//! Ids come from the resource table's own sequence, named as Postgres
+//! names the sequence of an identity or `serial` column `id`
+//! ([`sequence`]). Naming it costs nothing at run time: a text literal
+//! cast to `regclass` is resolved once, when the statement is prepared,
+//! whereas `pg_get_serial_sequence(table, column)` (what these statements
+//! used before) is looked up in the catalogs on every execution
+//! (docs/benchmarks.md, issue 13, for what it cost).
 
 use crate::store::Resource;
 
@@ -44,6 +52,7 @@ impl Statements {
     /// The statements of `R`.
     pub(super) fn of<R: Resource>() -> Self {
         let table = R::TABLE;
+        let sequence = sequence::<R>();
         let columns = R::COLUMNS.join(", ");
         let values = params(1, R::COLUMNS.len());
         let keys = R::COLUMNS.len() + 1;
@@ -60,7 +69,7 @@ impl Statements {
             completing: format!(
                 "WITH completed AS (
     UPDATE idempotency_keys
-       SET resource_id = nextval(pg_get_serial_sequence('{table}', 'id')),
+       SET resource_id = nextval('{sequence}'),
            lease_token = NULL,
            lease_expires_at = NULL
      WHERE organization_id = ${keys} AND user_id = ${} AND endpoint = ${} AND key = ${}
@@ -88,6 +97,7 @@ RETURNING *",
 /// nothing was written (an id was drawn and left unused).
 pub fn one_step_sql<R: Resource>() -> String {
     let table = R::TABLE;
+    let sequence = sequence::<R>();
     let columns = R::COLUMNS.join(", ");
     let values = params(1, R::COLUMNS.len());
     let key = params(R::COLUMNS.len() + 1, 5);
@@ -96,7 +106,7 @@ pub fn one_step_sql<R: Resource>() -> String {
         "WITH completed AS (
     INSERT INTO idempotency_keys
         (organization_id, user_id, endpoint, key, fingerprint, resource_id, created_at, expires_at)
-    VALUES ({key}, nextval(pg_get_serial_sequence('{table}', 'id')), ${created_at}, ${expires_at})
+    VALUES ({key}, nextval('{sequence}'), ${created_at}, ${expires_at})
     ON CONFLICT ON CONSTRAINT idempotency_keys_scope DO NOTHING
     RETURNING resource_id
 )
@@ -132,6 +142,14 @@ fn list_sql<R: Resource>() -> String {
  WHERE page_row = 1 OR page_bytes <= $4
  ORDER BY id"
     )
+}
+
+/// The sequence of `R`'s `id` column: `<table>_id_seq`, the name Postgres
+/// gives the sequence of an identity column and of a `serial` one alike
+/// (the plain and the partitioned schema use one each). A wrong name fails
+/// every statement that draws an id, loudly, in every Postgres test.
+fn sequence<R: Resource>() -> String {
+    format!("{}_id_seq", R::TABLE)
 }
 
 /// `$first, ..., $(first + n - 1)`.
