@@ -3,7 +3,20 @@
 
 use maud::{Markup, PreEscaped, html};
 
-use crate::load::{External, LoadReport, Measured};
+use crate::load::{CpuUse, External, LoadReport, Measured};
+
+/// µs with no decimals, or "-" when not measured.
+fn us(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"))
+}
+
+/// Service, database and generator CPU µs per request, as table cells.
+fn cpu_cells(cpu: Option<CpuUse>) -> Markup {
+    let cpu = cpu.unwrap_or_default();
+    html! {
+        @for v in [cpu.service_us, cpu.database_us, cpu.generator_us] { td.num { (us(v)) } }
+    }
+}
 
 pub(super) fn body(r: &LoadReport) -> Markup {
     let mode = |rate: Option<f64>| match rate {
@@ -16,7 +29,8 @@ pub(super) fn body(r: &LoadReport) -> Markup {
         table.load {
             tr {
                 th { "mode" } th { "workload" } th { "req/s" } th { "p50 ms" } th { "p90 ms" } th { "p99 ms" }
-                th { "p99.9 ms" } th { "max ms" } th { "ok" } th { "errors" } th { "shed" } th { "first error" }
+                th { "p99.9 ms" } th { "max ms" } th { "ok" } th { "errors" } th { "shed" }
+                th { "service CPU µs/req" } th { "database CPU µs/req" } th { "generator CPU µs/req" } th { "first error" }
             }
             @for run in &r.runs {
                 (row(&mode(run.rate), run.workload.name(), &run.measured))
@@ -27,11 +41,14 @@ pub(super) fn body(r: &LoadReport) -> Markup {
         }
         @for (name, ext) in [("pgbench", &r.pgbench), ("wrk", &r.wrk)] {
             @match ext {
-                Some(External::Ran { rate, command, failures }) => p {
+                Some(External::Ran { rate, command, failures, cpu }) => p {
                     (name) ": " (format!("{rate:.0}/s")) " " code { (command) }
                     @if *failures > 0 { " (" (failures) " non-2xx)" }
+                    @if let Some(cpu) = cpu {
+                        " · CPU µs per request: service " (us(cpu.service_us)) ", database " (us(cpu.database_us))
+                    }
                 },
-                Some(External::Unavailable(why)) => p.note { (name) ": not measured: " (why) },
+                Some(External::Unavailable { reason }) => p.note { (name) ": not measured: " (reason) },
                 None => {},
             }
         }
@@ -60,6 +77,7 @@ fn row(mode: &str, workload: &str, m: &Measured) -> Markup {
             @for v in [m.p50_ms, m.p90_ms, m.p99_ms, m.p999_ms] { td.num { (format!("{v:.2}")) } }
             td.num { (format!("{:.1}", m.max_ms)) }
             td.num { (m.ok) } td.num { (m.errors) } td.num { (m.shed) }
+            (cpu_cells(m.cpu))
             td { (m.first_error.as_deref().unwrap_or("")) }
         }
     }
