@@ -5,7 +5,9 @@
 //! configuration; the harness builds these stores itself.
 //!
 //! Each strategy is one file holding one [`Layer`] that overrides only the
-//! store calls it breaks. A strategy that replaces part of the design
+//! store calls it breaks (the two forgotten scopes, `unscoped` and
+//! `user-unscoped`, share `unscoped.rs`; `no-lease` and `lease-equals-ttl`
+//! share the claim-first layer and differ in their terms). A strategy that replaces part of the design
 //! (legacy, split-lock) sits right over the backend; one that bends the
 //! correct design (the others) sits on top; [`Strategy::stores`] puts a
 //! caller's own layer (the harness's fault emulation) between the two, so
@@ -20,13 +22,13 @@ mod no_lease;
 mod skip_fingerprint;
 mod split_lock;
 mod unscoped;
-mod user_unscoped;
 
 use std::sync::Arc;
 
 use clap::ValueEnum;
 use idemproof_models::Terms;
 
+use self::unscoped::{Forgets, Unscoped};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::{PgStore, Schema};
 use crate::store::{Resource, StoreError, Stores};
@@ -158,12 +160,12 @@ impl Strategy {
         };
         let middle = between(replaced);
         Ok(match self {
-            Strategy::Unscoped => middle.layer(Arc::new(unscoped::Unscoped::new(backend.clone()))),
+            Strategy::Unscoped => middle.layer(Arc::new(Unscoped::new(Forgets::TenantAndUser, backend.clone()))),
             // Both claim before the work; only their leases differ.
             Strategy::NoLease | Strategy::LeaseEqualsTtl => middle.layer(Arc::new(no_lease::NoLease)),
             Strategy::CacheFailures => middle.layer(Arc::new(cache_failures::CacheFailures::default())),
             Strategy::SkipFingerprint => middle.layer(Arc::new(skip_fingerprint::SkipFingerprint)),
-            Strategy::UserUnscoped => middle.layer(Arc::new(user_unscoped::UserUnscoped)),
+            Strategy::UserUnscoped => middle.layer(Arc::new(Unscoped::new(Forgets::User, backend.clone()))),
             Strategy::EmptyFingerprintOnComplete => middle.layer(Arc::new(empty_fingerprint::EmptyFingerprint)),
             Strategy::Correct | Strategy::Legacy | Strategy::SplitLock => middle,
         })
