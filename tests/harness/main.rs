@@ -51,6 +51,8 @@ fn catchers(strategy: Strategy) -> Vec<Scenario> {
         Strategy::UserUnscoped => vec![Scenario::CrossTenant],
         Strategy::LeaseEqualsTtl => vec![Scenario::Crash, Scenario::DbDrop],
         Strategy::EmptyFingerprintOnComplete => vec![Scenario::DoubleClick],
+        Strategy::LoserGets5xx => vec![Scenario::Storm, Scenario::DoubleClick],
+        Strategy::Completed409 => vec![Scenario::DoubleClick],
     }
 }
 

@@ -16,8 +16,10 @@
 //! arm in [`Strategy::stores`].
 
 mod cache_failures;
+mod completed_409;
 mod empty_fingerprint;
 mod legacy;
+mod loser_5xx;
 mod no_lease;
 mod skip_fingerprint;
 mod split_lock;
@@ -59,6 +61,14 @@ pub enum Strategy {
     LeaseEqualsTtl,
     /// Completion drops the payload fingerprint.
     EmptyFingerprintOnComplete,
+    /// The loser of a race for a key answers 503.
+    #[value(name = "loser-gets-5xx")]
+    #[serde(rename = "loser-gets-5xx")]
+    LoserGets5xx,
+    /// A duplicate of a completed request gets 409.
+    #[value(name = "completed-409")]
+    #[serde(rename = "completed-409")]
+    Completed409,
 }
 
 impl Strategy {
@@ -98,6 +108,8 @@ impl Strategy {
             Strategy::EmptyFingerprintOnComplete => {
                 "completion drops the fingerprint: every identical retry of a completed key is refused"
             }
+            Strategy::LoserGets5xx => "the loser of a race for a key answers 503 instead of waiting or 409",
+            Strategy::Completed409 => "a duplicate of a completed request gets 409 instead of the original's result",
         }
     }
 
@@ -167,6 +179,8 @@ impl Strategy {
             Strategy::SkipFingerprint => middle.layer(Arc::new(skip_fingerprint::SkipFingerprint)),
             Strategy::UserUnscoped => middle.layer(Arc::new(Unscoped::new(Forgets::User, backend.clone()))),
             Strategy::EmptyFingerprintOnComplete => middle.layer(Arc::new(empty_fingerprint::EmptyFingerprint)),
+            Strategy::LoserGets5xx => middle.layer(Arc::new(loser_5xx::LoserGets5xx)),
+            Strategy::Completed409 => middle.layer(Arc::new(completed_409::Completed409)),
             Strategy::Correct | Strategy::Legacy | Strategy::SplitLock => middle,
         })
     }
