@@ -6,8 +6,10 @@
 //!
 //! Each strategy is one file holding one [`Layer`] that overrides only the
 //! store calls it breaks (the two forgotten scopes, `unscoped` and
-//! `user-unscoped`, share `unscoped.rs`; `no-lease` and `lease-equals-ttl`
-//! share the claim-first layer and differ in their terms). A strategy that replaces part of the design
+//! `user-unscoped`, share `unscoped.rs`, the refused replays of
+//! `empty-fingerprint-on-complete` and `completed-409` share
+//! `replay_refused.rs`, and `no-lease` and `lease-equals-ttl` share the
+//! claim-first layer and differ in their terms). A strategy that replaces part of the design
 //! (legacy, split-lock) sits right over the backend; one that bends the
 //! correct design (the others) sits on top; [`Strategy::stores`] puts a
 //! caller's own layer (the harness's fault emulation) between the two, so
@@ -16,11 +18,10 @@
 //! arm in [`Strategy::stores`].
 
 mod cache_failures;
-mod completed_409;
-mod empty_fingerprint;
 mod legacy;
 mod loser_5xx;
 mod no_lease;
+mod replay_refused;
 mod skip_fingerprint;
 mod split_lock;
 mod unscoped;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use idemproof_models::Terms;
 
+use self::replay_refused::{Instead, ReplayRefused};
 use self::unscoped::{Forgets, Unscoped};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::{PgStore, Schema};
@@ -178,9 +180,9 @@ impl Strategy {
             Strategy::CacheFailures => middle.layer(Arc::new(cache_failures::CacheFailures::default())),
             Strategy::SkipFingerprint => middle.layer(Arc::new(skip_fingerprint::SkipFingerprint)),
             Strategy::UserUnscoped => middle.layer(Arc::new(Unscoped::new(Forgets::User, backend.clone()))),
-            Strategy::EmptyFingerprintOnComplete => middle.layer(Arc::new(empty_fingerprint::EmptyFingerprint)),
+            Strategy::EmptyFingerprintOnComplete => middle.layer(Arc::new(ReplayRefused(Instead::Mismatch))),
             Strategy::LoserGets5xx => middle.layer(Arc::new(loser_5xx::LoserGets5xx)),
-            Strategy::Completed409 => middle.layer(Arc::new(completed_409::Completed409)),
+            Strategy::Completed409 => middle.layer(Arc::new(ReplayRefused(Instead::InFlight))),
             Strategy::Correct | Strategy::Legacy | Strategy::SplitLock => middle,
         })
     }
