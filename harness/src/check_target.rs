@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::client::Wording;
 use crate::client::{ApiClient, CreateRequest, Network, Raw, Transport, Who, classify};
 use crate::contract::template::text_of;
 use crate::contract::{AuthKind, Class, Contract, KeyIn, Mismatch, PageKind, ReplayMarker, SetupPer};
@@ -107,6 +108,7 @@ async fn run_with(contract: Arc<Contract>, base: &str, transport: Arc<dyn Transp
         key: Some(&key),
         form: &form,
         tag: None,
+        wording: Wording::Plain,
     };
     if let Ok((method, url, headers, body)) = client.build_create(base, &request) {
         f.say(Level::Info, format!("sending {method} {url}"));

@@ -12,7 +12,7 @@ use indicatif::ProgressBar;
 use tokio::sync::Barrier;
 use tokio::time::Instant;
 
-use crate::client::{ApiClient, CreateRequest, Who, classify};
+use crate::client::{ApiClient, CreateRequest, Who, Wording, classify};
 use crate::deploy::{Deployment, Unseen};
 use crate::fault::{Fault, FaultRecord};
 use crate::history::{Event, History, Outcome, Phase, RetryPolicy, Submission, micros};
@@ -230,6 +230,7 @@ async fn send(index: usize, s: &Submission, phase: Phase, ctx: &ChainCtx) -> Vec
             key: s.key.as_deref(),
             form: &s.form,
             tag,
+            wording: s.wording,
         };
         let invoke_us = micros(ctx.t0.elapsed());
         let outcome = ctx
@@ -273,7 +274,9 @@ pub async fn probe(
 ) -> Vec<Event> {
     let mut firsts: BTreeMap<(usize, usize, String), usize> = BTreeMap::new();
     for i in 0..history.submissions.len() {
+        // A malformed submission cannot stand for its key's payload.
         if let Some(scope) = history.scope_of(i)
+            && history.submissions[i].wording != Wording::Malformed
             && history.events.iter().any(|e| e.submission == i)
         {
             firsts.entry(scope).or_insert(i);
@@ -303,6 +306,7 @@ pub async fn probe(
             let mut s = ctx.submissions[i].clone();
             s.retry = single;
             s.replica = 0;
+            s.wording = Wording::Plain;
             send(i, &s, Phase::Probe, &ctx).await
         }
     }));

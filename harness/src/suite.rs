@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
 use crate::check::{self, Violation};
+use crate::client::Wording;
 use crate::client::{ApiClient, CreateRequest, Who};
 use crate::contract::Semantics;
 use crate::deploy::{Deployment, ServiceSettings, Target};
@@ -181,6 +182,7 @@ impl Run<'_> {
                 key: Some(&key),
                 form: &form,
                 tag: None,
+                wording: Wording::Plain,
             };
             let sent = Instant::now();
             let outcome = self.client.create(&base, &request, Duration::from_secs(30)).await;

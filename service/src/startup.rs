@@ -151,6 +151,13 @@ impl Application {
         })
     }
 
+    /// The same application with its routes wrapped by `wrap` (the
+    /// harness puts a broken strategy's middleware in front this way).
+    pub fn map_routes(mut self, wrap: impl FnOnce(axum::Router) -> axum::Router) -> Self {
+        self.router = wrap(self.router);
+        self
+    }
+
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.address.port()

@@ -53,6 +53,14 @@ fn catchers(strategy: Strategy) -> Vec<Scenario> {
         Strategy::EmptyFingerprintOnComplete => vec![Scenario::DoubleClick],
         Strategy::LoserGets5xx => vec![Scenario::Storm, Scenario::DoubleClick],
         Strategy::Completed409 => vec![Scenario::DoubleClick],
+        Strategy::GetThenSet | Strategy::OverwriteWinner | Strategy::CheckRunStore | Strategy::TornReplay => {
+            vec![Scenario::DoubleClick, Scenario::Storm]
+        }
+        Strategy::ReclaimLive => vec![Scenario::DoubleClick, Scenario::StalledOwner],
+        Strategy::CacheClientErrors => vec![Scenario::FixResubmit],
+        Strategy::OrderSensitiveFingerprint => vec![Scenario::ReorderedRetry],
+        Strategy::FastPathSkipsValidation => vec![Scenario::EditResubmit],
+        Strategy::NoFencing => vec![Scenario::StalledOwner],
     }
 }
 

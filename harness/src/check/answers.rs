@@ -8,10 +8,13 @@ use super::{Context, Invariant, Violation, fault_window, violation};
 use crate::contract::Class;
 use crate::history::{Event, Expect, History, Outcome, Phase, ScopeKey, micros};
 
-/// What is unclean about one answer, if anything.
-fn unclean(o: &Outcome, keyed: bool, excused: bool) -> Option<String> {
+/// What is unclean about one answer, if anything. A request `malformed`
+/// on purpose is answered cleanly by a client error.
+fn unclean(o: &Outcome, keyed: bool, excused: bool, malformed: bool) -> Option<String> {
     match o {
         Outcome::Response { status, class, .. } => match class {
+            // A bare 400 may be what the contract calls "missing key".
+            Class::Other | Class::MissingKey if malformed && (400..500).contains(status) => None,
             Class::Success | Class::InFlight | Class::KeyReused => None,
             Class::MissingKey if keyed => Some(format!("{status} \"missing key\" to a request that carried one")),
             Class::MissingKey => None,
@@ -42,8 +45,9 @@ pub(super) fn clean_errors(
     for e in &history.events {
         let scope = history.scope_of(e.submission);
         let keyed = scope.is_some();
+        let malformed = history.submissions[e.submission].expect == Expect::Rejected;
         for o in e.answers() {
-            if let Some(why) = unclean(o, keyed, excused(e)) {
+            if let Some(why) = unclean(o, keyed, excused(e), malformed) {
                 let group = (scope.clone(), if keyed { 0 } else { e.submission });
                 let (events, reasons) = groups.entry(group).or_default();
                 if !events.iter().any(|x| std::ptr::eq(*x, e)) {
@@ -124,6 +128,10 @@ pub(super) fn per_submission(history: &History, ctx: &Context<'_>, out: &mut Vec
             Expect::SameAgentAs(j) => finals[j]
                 .and_then(|f| f.outcome.id())
                 .is_some_and(|id| last.outcome.id() == Some(id)),
+            Expect::Rejected => {
+                matches!(last.outcome.class(), Some(Class::Other | Class::MissingKey))
+                    && last.outcome.status().is_some_and(|s| (400..500).contains(&s))
+            }
         };
         if !ok && !last.outcome.is_retryable() {
             out.push(violation(
@@ -144,5 +152,6 @@ fn describe(expect: Expect) -> String {
         Expect::Created => "a new resource, named to this key only".into(),
         Expect::Mismatch => "a refusal as \"key reused\"".into(),
         Expect::SameAgentAs(j) => format!("the resource submission {j} got"),
+        Expect::Rejected => "a client error (the body was malformed)".into(),
     }
 }

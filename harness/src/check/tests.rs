@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Context, Invariant, check};
+use crate::client::Wording;
 use crate::contract::{Class, Semantics};
 use crate::form::Form;
 use crate::history::final_state::FinalState;
@@ -22,6 +23,7 @@ fn submission(client: usize, key: &str, form: Form) -> Submission {
         user: 0,
         key: Some(key.into()),
         form,
+        wording: Wording::Plain,
         replica: 0,
         retry: RetryPolicy::default(),
         expect: Expect::Any,
@@ -224,4 +226,42 @@ fn every_invariant_and_scenario_has_a_row_in_the_docs() {
             "docs/harness.md has no row for {s}"
         );
     }
+}
+
+#[test]
+fn a_malformed_submit_must_be_refused_and_leave_its_key_usable() {
+    let malformed = || Submission {
+        wording: Wording::Malformed,
+        expect: Expect::Rejected,
+        ..submission(0, "k", form("a"))
+    };
+    let fixed = || Submission {
+        expect: Expect::Created,
+        ..submission(0, "k", form("a"))
+    };
+    // Refused with a 400, then the fixed submit creates: clean.
+    let right = history(
+        vec![malformed(), fixed()],
+        vec![
+            event(0, 1, (0, 10), answer(400, Class::Other, None)),
+            event(1, 1, (20, 30), answer(201, Class::Success, Some("7"))),
+        ],
+    );
+    assert_eq!(verdicts(&right), vec![]);
+    // The 400 replayed to the fixed submit: an unexpected error, and no
+    // resource for the form.
+    let cached = history(
+        vec![malformed(), fixed()],
+        vec![
+            event(0, 1, (0, 10), answer(400, Class::Other, None)),
+            event(1, 1, (20, 30), answer(400, Class::Other, None)),
+        ],
+    );
+    assert_eq!(verdicts(&cached), vec![Invariant::CleanErrors, Invariant::Expectation]);
+    // A malformed body accepted is not what was promised.
+    let accepted = history(
+        vec![malformed()],
+        vec![event(0, 1, (0, 10), answer(201, Class::Success, Some("7")))],
+    );
+    assert_eq!(verdicts(&accepted), vec![Invariant::Expectation]);
 }

@@ -13,7 +13,7 @@ use reqwest::header::{COOKIE, HeaderMap, HeaderName, HeaderValue, SET_COOKIE};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use super::{Failure, Request, Transport, encode_body, principal_vars};
+use super::{Failure, Request, Transport, Wording, encode_body, principal_vars};
 use crate::contract::template::{self, percent_encode};
 use crate::contract::{AuthKind, Contract};
 
@@ -156,7 +156,7 @@ impl Authenticator {
         };
         if let Some(body) = &login.body {
             let body = template::render_value(body, &vars)?;
-            let (content_type, bytes) = encode_body(login.encoding, &body)?;
+            let (content_type, bytes) = encode_body(login.encoding, &body, (Wording::Plain, None))?;
             request
                 .headers
                 .insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -8,6 +8,7 @@ mod answer;
 mod auth;
 mod setup;
 pub mod transport;
+pub mod wording;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use serde_json::Value;
 pub use self::answer::classify;
 pub use self::auth::Who;
 pub use self::transport::{Answer, Failure, Network, Request, Transport};
+pub use self::wording::Wording;
 use crate::contract::template::{self, Vars, percent_encode, text_of};
 use crate::contract::{Contract, Encoding, KeyFormat, KeyIn, PageKind};
 use crate::form::{Form, FormField};
@@ -44,6 +46,8 @@ pub struct CreateRequest<'a> {
     pub form: &'a Form,
     /// For the fault proxy: the attempt number and a unique tag.
     pub tag: Option<(u32, u64)>,
+    /// How the body is spelled.
+    pub wording: Wording,
 }
 
 /// An answer as it came.
@@ -186,7 +190,7 @@ impl ApiClient {
                 }
             }
         }
-        let (content_type, bytes) = encode_body(c.create.encoding, &body)?;
+        let (content_type, bytes) = encode_body(c.create.encoding, &body, (req.wording, req.key))?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         if let Some((attempt, tag)) = req.tag {
             headers.insert(ATTEMPT_HEADER, HeaderValue::from(attempt));
@@ -384,10 +388,15 @@ fn principal_vars(contract: &Contract, who: Who) -> Vars {
         .set("client", if who.client == READER { -1 } else { who.client as i64 })
 }
 
-/// A body as bytes with its content type.
-fn encode_body(encoding: Encoding, body: &Value) -> Result<(&'static str, Vec<u8>), String> {
+/// A body as bytes with its content type, worded as asked (a malformed
+/// form body keeps the key, if it carries one).
+fn encode_body(
+    encoding: Encoding,
+    body: &Value,
+    (wording, key): (Wording, Option<&str>),
+) -> Result<(&'static str, Vec<u8>), String> {
     match encoding {
-        Encoding::Json => Ok(("application/json", serde_json::to_vec(body).map_err(|e| e.to_string())?)),
+        Encoding::Json => Ok(("application/json", wording::json(body, wording)?)),
         Encoding::Form => {
             let mut pairs: Vec<(String, String)> = Vec::new();
             for (k, v) in body.as_object().into_iter().flatten() {
@@ -397,7 +406,8 @@ fn encode_body(encoding: Encoding, body: &Value) -> Result<(&'static str, Vec<u8
                     other => pairs.push((k.clone(), text_of(other))),
                 }
             }
-            let text = serde_urlencoded::to_string(&pairs).map_err(|e| e.to_string())?;
+            let text =
+                serde_urlencoded::to_string(wording::form_pairs(pairs, wording, key)).map_err(|e| e.to_string())?;
             Ok(("application/x-www-form-urlencoded", text.into_bytes()))
         }
     }
@@ -486,6 +496,7 @@ mod tests {
             key: Some("k\"1"),
             form: &form,
             tag: None,
+            wording: Wording::Plain,
         };
         let build = |c: &ApiClient| c.build_create("http://h", &req).map_err(anyhow::Error::msg);
 

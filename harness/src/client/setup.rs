@@ -6,7 +6,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use super::answer::read_source;
-use super::{ApiClient, READER, Who, encode_body};
+use super::{ApiClient, READER, Who, Wording, encode_body};
 use crate::contract::template::{self, Vars, percent_encode, text_of};
 use crate::contract::{Setup, SetupPer};
 
@@ -50,7 +50,8 @@ impl ApiClient {
         let body = match &setup.body {
             Some(body) => {
                 let rendered = template::render_value(body, &vars).map_err(anyhow::Error::msg)?;
-                let (content_type, bytes) = encode_body(setup.encoding, &rendered).map_err(anyhow::Error::msg)?;
+                let (content_type, bytes) =
+                    encode_body(setup.encoding, &rendered, (Wording::Plain, None)).map_err(anyhow::Error::msg)?;
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
                 bytes
             }
@@ -142,6 +143,7 @@ mod tests {
             key: None,
             form: &form,
             tag: None,
+            wording: Wording::Plain,
         };
         let (_, url, _, body) = client.build_create("http://h", &req).map_err(anyhow::Error::msg)?;
         Ok(format!("{} {}", url.path(), String::from_utf8(body)?))

@@ -87,7 +87,9 @@ fn serve(strategy: &str) -> anyhow::Result<()> {
             None => strategy.memory(config.terms()),
         };
         let stores = strategy.stores(&backend, |s| s.layer(faults))?;
-        let app = Application::build_with(config, stores, Arc::new(SystemClock)).await?;
+        let app = Application::build_with(config, stores, Arc::new(SystemClock))
+            .await?
+            .map_routes(|routes| strategy.front(routes));
         println!("{READY_PREFIX} {}", app.port());
         app.run_until_stopped(idemproof_service::startup::shutdown_signal())
             .await?;

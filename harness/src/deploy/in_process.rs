@@ -45,8 +45,10 @@ impl InProcess {
         let StrategyBackend::Memory(memory) = backend else {
             anyhow::bail!("the memory target got another backend");
         };
+        let strategy = settings.strategy;
         let app = Application::build_with(config, stores, Arc::new(SystemClock))
             .await?
+            .map_routes(|routes| strategy.front(routes))
             .spawn();
         Ok(Self {
             url: app.url.clone(),

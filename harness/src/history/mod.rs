@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use self::outcome::Outcome;
+use crate::client::Wording;
 use crate::fault::FaultRecord;
 use crate::form::Form;
 
@@ -28,6 +29,8 @@ pub struct Submission {
     pub key: Option<String>,
     /// What the user typed.
     pub form: Form,
+    /// How its body is spelled.
+    pub wording: Wording,
     /// First replica to send to; retries move on to the next one.
     pub replica: usize,
     /// Retry behaviour.
@@ -83,6 +86,9 @@ pub enum Expect {
     Mismatch,
     /// Must end in a success naming the resource submission `n` got.
     SameAgentAs(usize),
+    /// Must end refused as the client's own error (a 4xx the contract
+    /// does not class as about the key): its body was malformed.
+    Rejected,
 }
 
 /// Why the harness sent a request.

@@ -7,9 +7,12 @@ mod cross_tenant;
 mod db_faults;
 mod double_click;
 mod edit_resubmit;
+mod fix_resubmit;
 mod lost_ack;
 mod refresh;
+mod reordered_retry;
 mod replicas;
+mod stalled_owner;
 mod storm;
 mod timeout_retry;
 
@@ -19,6 +22,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 use crate::SeededRng;
+use crate::client::Wording;
 use crate::contract::Semantics;
 use crate::deploy::Capabilities;
 use crate::driver::{Chain, Plan};
@@ -39,6 +43,7 @@ pub enum Scenario {
     Refresh,
     /// The same key with an edited payload.
     EditResubmit,
+
     /// The same key string across organisations and users.
     CrossTenant,
     /// `kill -9` a service process mid-load, restart it, keep retrying.
@@ -55,6 +60,12 @@ pub enum Scenario {
     Replicas,
     /// The service's answers are lost after it sent them; clients retry.
     LostAck,
+    /// A retry spelling the same fields in another order.
+    ReorderedRetry,
+    /// A submit refused as malformed, fixed and resubmitted with its key.
+    FixResubmit,
+    /// The owner of a key stalls past its lease; a duplicate comes meanwhile.
+    StalledOwner,
 }
 
 impl Scenario {
@@ -104,6 +115,9 @@ impl Scenario {
             Scenario::DbError => db_faults::error(ctx),
             Scenario::Replicas => replicas::plan(ctx),
             Scenario::LostAck => Ok(lost_ack::plan(ctx)),
+            Scenario::ReorderedRetry => Ok(reordered_retry::plan(ctx)),
+            Scenario::FixResubmit => Ok(fix_resubmit::plan(ctx)),
+            Scenario::StalledOwner => stalled_owner::plan(ctx),
         }
     }
 }
@@ -198,6 +212,7 @@ fn submission(client: usize, (tenant, user): (usize, usize), key: Option<String>
         user,
         key,
         form,
+        wording: Wording::Plain,
         replica: 0,
         retry: RetryPolicy::default(),
         expect: Expect::Any,

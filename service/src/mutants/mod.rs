@@ -8,22 +8,35 @@
 //! store calls it breaks (the two forgotten scopes, `unscoped` and
 //! `user-unscoped`, share `unscoped.rs`, the refused replays of
 //! `empty-fingerprint-on-complete` and `completed-409` share
-//! `replay_refused.rs`, and `no-lease` and `lease-equals-ttl` share the
-//! claim-first layer and differ in their terms). A strategy that replaces part of the design
-//! (legacy, split-lock) sits right over the backend; one that bends the
-//! correct design (the others) sits on top; [`Strategy::stores`] puts a
-//! caller's own layer (the harness's fault emulation) between the two, so
-//! faults reach a replaced design's calls and a bending strategy sees the
-//! faults' failures. Adding a strategy: a variant below, its file, and its
-//! arm in [`Strategy::stores`].
+//! `replay_refused.rs`, `no-lease` and `lease-equals-ttl` share the
+//! claim-first layer and differ in their terms, `check-run-store` and
+//! `overwrite-winner` share `check_run_store.rs`, `no-fencing` and
+//! `reclaim-live` share `unfenced.rs`). A strategy that replaces part of
+//! the design (legacy, split-lock) sits right over the backend; one that
+//! bends the correct design (the others) sits on top; [`Strategy::stores`]
+//! puts a caller's own layer (the harness's fault emulation) between the
+//! two, so faults reach a replaced design's calls and a bending strategy
+//! sees the faults' failures. The strategies whose bug is in a middleware
+//! in front of the service (`front/`) leave the stores alone and wrap the
+//! routes instead ([`Strategy::front`]). The ones that read and write key
+//! records directly (GET, SET, SET NX) share `records.rs`. Adding a
+//! strategy: a variant below, its file, and its arm in
+//! [`Strategy::stores`] or [`Strategy::front`].
 
 mod cache_failures;
+mod check_run_store;
+mod fast_path;
+mod front;
+mod get_then_set;
 mod legacy;
 mod loser_5xx;
 mod no_lease;
+mod records;
 mod replay_refused;
 mod skip_fingerprint;
 mod split_lock;
+mod torn_replay;
+mod unfenced;
 mod unscoped;
 
 use std::sync::Arc;
@@ -31,7 +44,9 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use idemproof_models::Terms;
 
+use self::records::Write;
 use self::replay_refused::{Instead, ReplayRefused};
+use self::unfenced::{TakesOver, Unfenced};
 use self::unscoped::{Forgets, Unscoped};
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::{PgStore, Schema};
@@ -71,6 +86,24 @@ pub enum Strategy {
     #[value(name = "completed-409")]
     #[serde(rename = "completed-409")]
     Completed409,
+    /// The claim is a read and an unconditional write.
+    GetThenSet,
+    /// The loser of a race stores its result over the winner's.
+    OverwriteWinner,
+    /// Claims taken over while their owner still runs.
+    ReclaimLive,
+    /// Client errors stored against the key and replayed.
+    CacheClientErrors,
+    /// The fingerprint hashes the raw body text.
+    OrderSensitiveFingerprint,
+    /// Replays of completed keys skip the payload comparison.
+    FastPathSkipsValidation,
+    /// No claim: look up, run, store.
+    CheckRunStore,
+    /// The stored result written in two steps, replays between them fail.
+    TornReplay,
+    /// A stalled owner whose claim was taken over still commits.
+    NoFencing,
 }
 
 impl Strategy {
@@ -112,6 +145,27 @@ impl Strategy {
             }
             Strategy::LoserGets5xx => "the loser of a race for a key answers 503 instead of waiting or 409",
             Strategy::Completed409 => "a duplicate of a completed request gets 409 instead of the original's result",
+            Strategy::GetThenSet => {
+                "claim by a read and an unconditional write: racing duplicates both win, replays name the later"
+            }
+            Strategy::OverwriteWinner => {
+                "no claim; each result stored over the last: racing duplicates both create, replays name the loser"
+            }
+            Strategy::ReclaimLive => {
+                "in-progress claims with no expiry of their own taken over as orphans while their owner runs"
+            }
+            Strategy::CacheClientErrors => "a 4xx answer stored against the key and replayed to every retry",
+            Strategy::OrderSensitiveFingerprint => {
+                "the raw body text fingerprinted: the same fields in another order refused as another payload"
+            }
+            Strategy::FastPathSkipsValidation => {
+                "a completed key's fast path skips the payload check: an edited form gets the original"
+            }
+            Strategy::CheckRunStore => {
+                "no claim: look up, run the handler, store the result; racing duplicates both run"
+            }
+            Strategy::TornReplay => "the result stored in two writes: a replay between them answers 500",
+            Strategy::NoFencing => "a stalled owner whose claim was taken over still commits over the new owner",
         }
     }
 
@@ -183,8 +237,37 @@ impl Strategy {
             Strategy::EmptyFingerprintOnComplete => middle.layer(Arc::new(ReplayRefused(Instead::Mismatch))),
             Strategy::LoserGets5xx => middle.layer(Arc::new(loser_5xx::LoserGets5xx)),
             Strategy::Completed409 => middle.layer(Arc::new(ReplayRefused(Instead::InFlight))),
-            Strategy::Correct | Strategy::Legacy | Strategy::SplitLock => middle,
+            Strategy::GetThenSet => middle.layer(Arc::new(get_then_set::GetThenSet::new(backend.clone()))),
+            Strategy::OverwriteWinner => middle.layer(Arc::new(check_run_store::CheckRunStore::new(
+                backend.clone(),
+                Write::Overwrite,
+            ))),
+            Strategy::CheckRunStore => middle.layer(Arc::new(check_run_store::CheckRunStore::new(
+                backend.clone(),
+                Write::IfAbsent,
+            ))),
+            Strategy::ReclaimLive => middle.layer(Arc::new(Unfenced::new(backend.clone(), TakesOver::Live))),
+            Strategy::NoFencing => middle.layer(Arc::new(Unfenced::new(backend.clone(), TakesOver::Expired))),
+            Strategy::FastPathSkipsValidation => {
+                middle.layer(Arc::new(fast_path::FastPathSkipsValidation::new(backend.clone())))
+            }
+            Strategy::TornReplay => middle.layer(Arc::new(torn_replay::TornReplay::default())),
+            Strategy::Correct
+            | Strategy::Legacy
+            | Strategy::SplitLock
+            | Strategy::CacheClientErrors
+            | Strategy::OrderSensitiveFingerprint => middle,
         })
+    }
+
+    /// The service's routes as this strategy serves them: behind its
+    /// middleware for a strategy whose bug is there, unchanged otherwise.
+    pub fn front(self, routes: axum::Router) -> axum::Router {
+        match self {
+            Strategy::CacheClientErrors => front::cache_client_errors(routes),
+            Strategy::OrderSensitiveFingerprint => front::raw_fingerprint(routes),
+            _ => routes,
+        }
     }
 }
 

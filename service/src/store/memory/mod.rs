@@ -42,6 +42,8 @@ pub struct MemoryStore {
     tables: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     /// The bytes every table draws its rows from.
     budget: Arc<Budget>,
+    /// Lease and TTL of the claims (kept for [`Self::terms`]).
+    terms: Terms,
 }
 
 impl MemoryStore {
@@ -56,7 +58,13 @@ impl MemoryStore {
             claims: Arc::new(ClaimTable::bounded(terms, limits.max_keys)),
             tables: Mutex::new(HashMap::new()),
             budget: Arc::new(Budget::new(limits.max_resource_bytes)),
+            terms,
         }
+    }
+
+    /// The lease and TTL the store's claims are written with.
+    pub fn terms(&self) -> Terms {
+        self.terms
     }
 
     /// Bytes of resources stored, as the budget counts them.

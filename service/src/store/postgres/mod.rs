@@ -149,6 +149,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// The lease and TTL the store's claims are written with.
+    pub fn terms(&self) -> Terms {
+        self.terms
+    }
+
     /// The stored record of `scope`, dead or alive.
     pub async fn record(&self, scope: &Scope) -> Result<Option<KeyRecord<i64>>, StoreError> {
         let row: Option<queries::KeyRow> = sqlx::query_as(queries::SELECT_KEY)
