@@ -68,16 +68,23 @@ async fn reconnect_everyone(admin: &mut PgConnection, db: &str) {
     .expect("terminate the service's connections");
 }
 
-async fn readyz_follows_a_read_only_database(backend: Backend) {
+/// A ready service with fast probes on `backend`'s Postgres, the name of
+/// its database, and an administrator's connection to the server.
+async fn ready_with_admin(backend: &Backend) -> (TestApp, String, PgConnection) {
     let (server, _) = backend.postgres().expect("a Postgres backend");
-    let app = TestApp::spawn(&backend, fast_probes).await;
+    let app = TestApp::spawn(backend, fast_probes).await;
     wait_for_readyz(&app, StatusCode::OK).await;
     let pool = app.pool.as_ref().expect("a pool");
     let db: String = sqlx::query_scalar("SELECT current_database()")
         .fetch_one(pool)
         .await
         .expect("database name");
-    let mut admin = PgConnection::connect(&server.url("postgres")).await.expect("admin");
+    let admin = PgConnection::connect(&server.url("postgres")).await.expect("admin");
+    (app, db, admin)
+}
+
+async fn readyz_follows_a_read_only_database(backend: Backend) {
+    let (app, db, mut admin) = ready_with_admin(&backend).await;
     admin
         .execute(format!("ALTER DATABASE {db} SET default_transaction_read_only = on").as_str())
         .await
@@ -111,15 +118,7 @@ async fn readyz_follows_a_read_only_database(backend: Backend) {
 /// database refuses every new connection. The pool is not busy (it has
 /// no connection to be busy with), so the probes fail.
 async fn readyz_follows_a_database_that_refuses_connections(backend: Backend) {
-    let (server, _) = backend.postgres().expect("a Postgres backend");
-    let app = TestApp::spawn(&backend, fast_probes).await;
-    wait_for_readyz(&app, StatusCode::OK).await;
-    let pool = app.pool.as_ref().expect("a pool");
-    let db: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .expect("database name");
-    let mut admin = PgConnection::connect(&server.url("postgres")).await.expect("admin");
+    let (app, db, mut admin) = ready_with_admin(&backend).await;
     admin
         .execute(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false").as_str())
         .await
