@@ -248,20 +248,45 @@ impl<R: Clone> ClaimTable<R> {
         now: Timestamp,
         waker: Option<Waker>,
     ) -> Claim<R> {
-        // A key with no record is always decided `Claim`, so a reserved
-        // slot is always used below.
-        let mut shard = match self.lock_with_room(scope, now) {
-            Ok((shard, _reserved)) => shard,
-            Err(room_at) => return Claim::Full { room_at },
-        };
-        let decision = decide(shard.slots.get(scope).map(|s| &s.record), &fingerprint, now);
+        let mut waker = waker;
+        if let Some(claim) = self.try_claim(scope, fingerprint, token, now, &mut waker) {
+            return claim;
+        }
+        // Making room visits every shard, this one included, so it runs
+        // with no lock held; then the key is decided afresh (it may have
+        // gained a record meanwhile).
+        let room_at = self.sweep(now, ROOM_REAP_BATCH).1;
+        self.try_claim(scope, fingerprint, token, now, &mut waker)
+            .unwrap_or(Claim::Full { room_at })
+    }
+
+    /// [`Self::claim`] under one acquisition of `scope`'s shard lock, or
+    /// `None` (nothing done, `waker` kept) if `scope` has no record and the
+    /// table is at its bound. One lookup decides, as the key's record is
+    /// needed anyway: a replay costs no more than with a single lock.
+    fn try_claim(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+        waker: &mut Option<Waker>,
+    ) -> Option<Claim<R>> {
+        let mut shard = self.lock(scope);
+        let existing = shard.slots.get(scope).map(|s| &s.record);
+        // A key with no record is always decided `Claim`, so a slot
+        // reserved here is always used below.
+        if existing.is_none() && !self.reserve() {
+            return None;
+        }
+        let decision = decide(existing, &fingerprint, now);
         let woken = match decision {
             Decision::Claim => {
                 let record = KeyRecord::claimed(fingerprint, token, now, self.terms);
                 shard.put(scope.clone(), record)
             }
             Decision::InFlight { .. } => {
-                if let (Some(w), Some(slot)) = (waker, shard.slots.get_mut(scope)) {
+                if let (Some(w), Some(slot)) = (waker.take(), shard.slots.get_mut(scope)) {
                     slot.waiters.push(w);
                 }
                 Vec::new()
@@ -270,12 +295,12 @@ impl<R: Clone> ClaimTable<R> {
         };
         drop(shard);
         wake(woken);
-        match decision {
+        Some(match decision {
             Decision::Claim => Claim::Acquired,
             Decision::Replay(r) => Claim::Replay(r),
             Decision::Mismatch { original } => Claim::Mismatch { original },
             Decision::InFlight { lease_expires_at } => Claim::InFlight { lease_expires_at },
-        }
+        })
     }
 
     /// BROKEN ON PURPOSE: the first half of a check-then-insert claim. It
