@@ -13,7 +13,7 @@
 //! stored), raised only by a compare-and-swap that refuses at the bound,
 //! under the new key's shard lock. A key with no record that would go past
 //! the bound first makes room by removing dead records (the ones reaping
-//! would remove) from the shards in turn, each under its own lock only,
+//! would remove), visiting the shards one at a time, each under its own lock,
 //! then tries once more; if every record is alive the key is refused
 //! ([`Claim::Full`]). A live record is never dropped to make room, and
 //! keys that have a record (replays, mismatches, in-flight duplicates,
@@ -212,17 +212,31 @@ impl<R: Clone> ClaimTable<R> {
         }
     }
 
-    /// Removes up to `limit` records dead at `now`, visiting the shards in
-    /// turn (oldest expiry first within each), each under its own lock
-    /// only, and wakes their waiters. Returns how many were removed and
-    /// the earliest expiry among the records left, when reaping can next
-    /// make room.
+    /// Removes up to `limit` records dead at `now`, oldest expiry first
+    /// over the whole table (as the Postgres store does), and wakes their
+    /// waiters. Two passes over the shards, each shard under its own lock
+    /// only: the first finds the expiry of the `limit`-th oldest dead
+    /// record, the second removes the dead records that expired by then
+    /// (records changed in between are judged afresh). Returns how many
+    /// were removed and the earliest expiry among the records left, when
+    /// reaping can next make room.
     fn sweep(&self, now: Timestamp, limit: usize) -> (usize, Option<Timestamp>) {
+        let mut due: Vec<Timestamp> = Vec::new();
+        for shard in &self.shards {
+            due.extend(lock(&shard.0).dead_expiries(now, limit));
+        }
+        due.sort_unstable();
+        // Ties at the cut-off go to the shards visited first, as Postgres
+        // breaks them arbitrarily; `limit` still caps the total.
+        let until = match limit.min(due.len()) {
+            0 => now,
+            n => due[n - 1],
+        };
         let (mut reaped, mut room_at) = (0, None::<Timestamp>);
         for shard in &self.shards {
             let mut woken = Vec::new();
             let mut shard = lock(&shard.0);
-            let removed = shard.reap(now, limit - reaped, &mut woken);
+            let removed = shard.reap(now, until, limit - reaped, &mut woken);
             let first = shard.first_expiry();
             drop(shard);
             self.unreserve(removed);
@@ -412,8 +426,8 @@ impl<R: Clone> ClaimTable<R> {
     }
 
     /// Removes up to `limit` records that are dead at `now` (completed and
-    /// past their TTL, or abandoned), visiting the shards in turn, oldest
-    /// expiry first within each. Returns how many were removed.
+    /// past their TTL, or abandoned), oldest expiry first. Returns how many
+    /// were removed.
     pub fn reap_expired(&self, now: Timestamp, limit: usize) -> usize {
         self.sweep(now, limit).0
     }
@@ -879,6 +893,32 @@ mod tests {
             assert_eq!(table.reap_expired(t(200), 3), 2);
             assert!(table.is_empty());
             assert!(scopes.iter().all(|s| table.record(s).is_none()));
+        }
+    }
+
+    #[test]
+    fn reaping_takes_the_oldest_dead_records_of_the_whole_table() {
+        let fp = Fingerprint([1; 32]);
+        let s = apart(4);
+        // The oldest in a shard visited first, then last; and a live
+        // record among them that is never taken.
+        for order in [[0, 1, 2], [2, 1, 0]] {
+            let table = table();
+            for (i, at) in order.iter().zip([0, 10, 20]) {
+                table.claim(&s[*i], fp, LeaseToken::random(), t(at), None);
+            }
+            let live = LeaseToken::random();
+            table.claim(&s[3], fp, live, t(-100), None);
+            table.complete(&s[3], live, || Ok::<_, ()>(4)).expect("completes");
+            table.claim(&s[3], fp, LeaseToken::random(), t(1000), None);
+            assert_eq!(table.reap_expired(t(1000), 1), 1);
+            assert!(table.record(&s[order[0]]).is_none(), "the oldest goes first");
+            assert_eq!(table.reap_expired(t(1000), 1), 1);
+            assert!(table.record(&s[order[1]]).is_none());
+            assert!(table.record(&s[order[2]]).is_some());
+            assert_eq!(table.reap_expired(t(1000), 0), 0, "a zero limit removes nothing");
+            assert_eq!(table.reap_expired(t(1000), 5), 1);
+            assert_eq!(table.len(), 1, "the live claim stays");
         }
     }
 

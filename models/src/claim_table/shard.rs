@@ -35,13 +35,26 @@ impl<R> Shard<R> {
         }
     }
 
-    /// Removes up to `limit` records dead at `now`, oldest expiry first;
-    /// their waiters go to `woken`. Returns how many were removed.
-    pub(super) fn reap(&mut self, now: Timestamp, limit: usize, woken: &mut Vec<Waker>) -> usize {
+    /// The expiries of the first `limit` records dead at `now`, oldest
+    /// first.
+    pub(super) fn dead_expiries(&self, now: Timestamp, limit: usize) -> Vec<Timestamp> {
+        self.by_expiry
+            .iter()
+            .take_while(|(expires_at, _)| *expires_at <= now)
+            .filter(|(_, scope)| self.slots.get(scope).is_some_and(|s| s.record.is_dead(now)))
+            .take(limit)
+            .map(|(expires_at, _)| *expires_at)
+            .collect()
+    }
+
+    /// Removes up to `limit` records dead at `now` that expired at or
+    /// before `until`, oldest expiry first; their waiters go to `woken`.
+    /// Returns how many were removed.
+    pub(super) fn reap(&mut self, now: Timestamp, until: Timestamp, limit: usize, woken: &mut Vec<Waker>) -> usize {
         let due: Vec<Scope> = self
             .by_expiry
             .iter()
-            .take_while(|(expires_at, _)| *expires_at <= now)
+            .take_while(|(expires_at, _)| *expires_at <= until)
             .map(|(_, scope)| scope)
             .filter(|scope| self.slots.get(*scope).is_some_and(|s| s.record.is_dead(now)))
             .take(limit)
