@@ -1,8 +1,10 @@
 //! `claim_table`: the in-memory store's claim logic
 //! (`idemproof_models::ClaimTable`) on its own, with 1, 2 and 4 real
 //! threads hitting the same key or different keys. It answers what the
-//! table's single mutex costs under contention: every scope shares that
-//! one lock, so different keys contend for it as much as the same key does.
+//! table's locking costs under contention: the table is split into
+//! `claim_table::SHARDS` shards by a hash of the scope, so different keys
+//! seldom share a lock, while every request for one key still meets on
+//! its shard's lock.
 //!
 //! Two groups, each a (log-scale) line chart against the number of threads
 //! (`target/criterion/<group>/report/lines.svg`, throughput in

@@ -1,21 +1,38 @@
-//! The in-memory store's claim logic: one mutex-protected map from scope to
-//! record, where deciding and writing happen under a single lock
-//! acquisition. Synchronous and runtime-free so that loom can check it; the
-//! async service wraps it (waiting is done through [`Waker`] callbacks).
+//! The in-memory store's claim logic: records keyed by scope, spread over
+//! [`SHARDS`] independently locked shards by a hash of the scope. Every
+//! decision about one scope and the write it leads to happen under a
+//! single acquisition of that scope's shard lock, so requests for one key
+//! are serialised exactly as with one table-wide lock, while requests for
+//! keys in different shards never wait for each other. Synchronous and
+//! runtime-free so that loom can check it; the async service wraps it
+//! (waiting is done through [`Waker`] callbacks).
 //!
 //! A table may be bounded ([`ClaimTable::bounded`]): it then never holds
-//! more than that many records. A key with no record that would go past
+//! more than that many records, over all shards. The bound is kept by one
+//! atomic count of records (and of slots reserved for records about to be
+//! stored), raised only by a compare-and-swap that refuses at the bound,
+//! under the new key's shard lock. A key with no record that would go past
 //! the bound first makes room by removing dead records (the ones reaping
-//! would remove), under the same lock; if every record is alive the key
-//! is refused ([`Claim::Full`]). A live record is never dropped to make
-//! room, and keys that have a record (replays, mismatches, in-flight
-//! duplicates, takeovers of a dead claim) are decided as always.
+//! would remove), visiting the shards one at a time, each under its own lock,
+//! then tries once more; if every record is alive the key is refused
+//! ([`Claim::Full`]). A live record is never dropped to make room, and
+//! keys that have a record (replays, mismatches, in-flight duplicates,
+//! takeovers of a dead claim) are decided as always.
+//!
+//! What spans the table takes no lock spanning it: the count is the atomic
+//! above, and reaping and making room visit one shard at a time, so no
+//! code path ever holds two shard locks (no lock order to get wrong).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 
 use crate::key::{Fingerprint, LeaseToken, Scope};
 use crate::record::{Decision, KeyRecord, KeyState, Terms, Timestamp, decide};
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering};
+
+mod shard;
+
+use shard::Shard;
 
 /// Called once when the in-progress record a request is waiting on changes
 /// (completed, released, taken over or reaped). Registered under the same
@@ -60,32 +77,73 @@ pub enum CompleteError<E> {
     Work(E),
 }
 
+/// How many shards a table has. Fixed rather than derived from the
+/// machine's available parallelism, so that which scopes share a shard is
+/// the same on every machine (tests and loom models can place scopes in
+/// one shard or in two) and a container that misreports its CPUs changes
+/// nothing. A power of two, so a scope's shard is a mask of its hash. 64
+/// because what matters is how often two requests in flight at once hit
+/// the same shard: with 64, two concurrent requests for different keys
+/// share one about one time in 64, and even 16 busy threads seldom meet,
+/// while the whole set costs 8 KiB per table and each table-wide pass
+/// (reaping, making room) 64 uncontended lock acquisitions.
+#[cfg(not(loom))]
+pub const SHARDS: usize = 64;
+
+/// How many shards a table has in the loom build: 4, the fewest that
+/// still lets a model give each of four scopes a shard of its own. Loom
+/// explores the interleavings of every pair of operations on one lock, and
+/// two racers each visiting 64 shards to make room put the bound model
+/// past minutes; nothing in the logic depends on the count beyond which
+/// scopes share a shard, which the models choose explicitly.
+#[cfg(loom)]
+pub const SHARDS: usize = 4;
+
+/// The shard holding `scope`'s record: a hash of the whole scope, so keys
+/// of one tenant spread as well as tenants do. The hasher has fixed keys,
+/// so the placement is the same for every table in a process (loom replays
+/// a model many times and needs the same choices each time); it need not
+/// resist chosen collisions, since the worst a client can do by aiming
+/// every key at one shard is to get the one-lock table of before. Exposed
+/// so tests can pick scopes that share a shard or not.
+pub fn shard_of(scope: &Scope) -> usize {
+    let mut hasher = DefaultHasher::new();
+    scope.hash(&mut hasher);
+    // Keep the low bits of the hash: the mask makes the cast lossless.
+    (hasher.finish() & (SHARDS as u64 - 1)) as usize
+}
+
 /// Thread-safe table of idempotency records.
 pub struct ClaimTable<R> {
     /// Lease and TTL applied to every claim.
     terms: Terms,
-    /// Most records held at once.
+    /// Most records held at once, over all shards.
     max_records: usize,
-    /// Records and their expiry index, always changed together.
-    inner: Mutex<Inner<R>>,
+    /// Records held over all shards, plus slots reserved (under a shard
+    /// lock) for new records about to be stored under that same lock. An
+    /// atomic rather than a lock so that different keys share nothing but
+    /// this one word; raised only by [`Self::reserve`], which refuses at
+    /// `max_records`, so the bound holds with no lock spanning shards.
+    /// Every change is a read-modify-write, and those are totally ordered
+    /// on one atomic even when relaxed; the count guards no other memory
+    /// (the records are under their shard locks), so relaxed suffices.
+    count: AtomicUsize,
+    /// The shards, indexed by [`shard_of`]; always [`SHARDS`] of them.
+    shards: Box<[Padded<Mutex<Shard<R>>>]>,
 }
 
-struct Inner<R> {
-    /// The records, keyed by scope.
-    slots: HashMap<Scope, Slot<R>>,
-    /// `(expires_at, scope)` of every record, so reaping visits only the
-    /// expired ones instead of scanning the table.
-    by_expiry: BTreeSet<(Timestamp, Scope)>,
-}
-
-struct Slot<R> {
-    record: KeyRecord<R>,
-    /// Requests waiting for this in-progress record to change.
-    waiters: Vec<Waker>,
-}
+/// A shard's lock on cache lines of its own: neighbouring shards' locks
+/// in one line would make threads on different shards invalidate each
+/// other's cache line on every acquisition (false sharing), which is the
+/// cost sharding removes. 128 bytes, as x86 prefetches lines in pairs.
+#[repr(align(128))]
+struct Padded<T>(
+    /// The padded value.
+    T,
+);
 
 /// Dead records removed at most per attempt to make room, so a full table
-/// of expired keys is emptied in steps rather than under one long lock.
+/// of expired keys is emptied in steps rather than all at once.
 pub const ROOM_REAP_BATCH: usize = 64;
 
 impl<R: Clone> ClaimTable<R> {
@@ -99,18 +157,97 @@ impl<R: Clone> ClaimTable<R> {
         Self {
             terms,
             max_records,
-            inner: Mutex::new(Inner {
-                slots: HashMap::new(),
-                by_expiry: BTreeSet::new(),
-            }),
+            count: AtomicUsize::new(0),
+            shards: (0..SHARDS).map(|_| Padded(Mutex::new(Shard::new()))).collect(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner<R>> {
-        // A panic while holding the lock cannot leave a half-written
-        // record (every mutation is a single insert/remove), so a poisoned
-        // lock is still consistent.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// `scope`'s shard, locked.
+    fn lock(&self, scope: &Scope) -> MutexGuard<'_, Shard<R>> {
+        lock(&self.shards[shard_of(scope)].0)
+    }
+
+    /// Takes one slot for a new record, unless the table is at its bound.
+    fn reserve(&self) -> bool {
+        self.count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max_records).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `n` slots: records removed, or a reservation unused.
+    fn unreserve(&self, n: usize) {
+        self.count.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// `scope`'s shard, locked, once `scope` may be stored in it:
+    /// `Ok((shard, reserved))`, where `reserved` says `scope` has no record
+    /// and a slot was reserved for its new one (the caller stores it under
+    /// this lock, or gives the slot back); `Err(room_at)` if `scope` has no
+    /// record and the table is full of live records even after making room.
+    fn lock_with_room(
+        &self,
+        scope: &Scope,
+        now: Timestamp,
+    ) -> Result<(MutexGuard<'_, Shard<R>>, bool), Option<Timestamp>> {
+        let shard = self.lock(scope);
+        if shard.slots.contains_key(scope) {
+            return Ok((shard, false));
+        }
+        if self.reserve() {
+            return Ok((shard, true));
+        }
+        // Making room visits every shard, this one included: let go of it
+        // first, then decide afresh (the key may have gained a record).
+        drop(shard);
+        let room_at = self.sweep(now, ROOM_REAP_BATCH).1;
+        let shard = self.lock(scope);
+        if shard.slots.contains_key(scope) {
+            Ok((shard, false))
+        } else if self.reserve() {
+            Ok((shard, true))
+        } else {
+            Err(room_at)
+        }
+    }
+
+    /// Removes up to `limit` records dead at `now`, oldest expiry first
+    /// over the whole table (as the Postgres store does), and wakes their
+    /// waiters. Two passes over the shards, each shard under its own lock
+    /// only: the first finds the expiry of the `limit`-th oldest dead
+    /// record, the second removes the dead records that expired by then
+    /// (records changed in between are judged afresh). Returns how many
+    /// were removed and the earliest expiry among the records left, when
+    /// reaping can next make room.
+    fn sweep(&self, now: Timestamp, limit: usize) -> (usize, Option<Timestamp>) {
+        let mut due: Vec<Timestamp> = Vec::new();
+        for shard in &self.shards {
+            due.extend(lock(&shard.0).dead_expiries(now, limit));
+        }
+        due.sort_unstable();
+        // Ties at the cut-off go to the shards visited first, as Postgres
+        // breaks them arbitrarily; `limit` still caps the total.
+        let until = match limit.min(due.len()) {
+            0 => now,
+            n => due[n - 1],
+        };
+        let (mut reaped, mut room_at) = (0, None::<Timestamp>);
+        for shard in &self.shards {
+            let mut woken = Vec::new();
+            let mut shard = lock(&shard.0);
+            let removed = shard.reap(now, until, limit - reaped, &mut woken);
+            let first = shard.first_expiry();
+            drop(shard);
+            self.unreserve(removed);
+            reaped += removed;
+            room_at = match (room_at, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            wake(woken);
+        }
+        (reaped, room_at)
     }
 
     /// Decides what a request with `fingerprint` gets for `scope` at `now`
@@ -125,39 +262,59 @@ impl<R: Clone> ClaimTable<R> {
         now: Timestamp,
         waker: Option<Waker>,
     ) -> Claim<R> {
-        let mut inner = self.lock();
-        let decision = decide(inner.slots.get(scope).map(|s| &s.record), &fingerprint, now);
-        let mut woken = Vec::new();
-        if matches!(decision, Decision::Claim)
-            && !inner.slots.contains_key(scope)
-            && !inner.room(now, self.max_records, &mut woken)
-        {
-            let room_at = inner.by_expiry.first().map(|(expires_at, _)| *expires_at);
-            drop(inner);
-            wake(woken);
-            return Claim::Full { room_at };
+        let mut waker = waker;
+        if let Some(claim) = self.try_claim(scope, fingerprint, token, now, &mut waker) {
+            return claim;
         }
-        woken.extend(match decision {
+        // Making room visits every shard, this one included, so it runs
+        // with no lock held; then the key is decided afresh (it may have
+        // gained a record meanwhile).
+        let room_at = self.sweep(now, ROOM_REAP_BATCH).1;
+        self.try_claim(scope, fingerprint, token, now, &mut waker)
+            .unwrap_or(Claim::Full { room_at })
+    }
+
+    /// [`Self::claim`] under one acquisition of `scope`'s shard lock, or
+    /// `None` (nothing done, `waker` kept) if `scope` has no record and the
+    /// table is at its bound. One lookup decides, as the key's record is
+    /// needed anyway: a replay costs no more than with a single lock.
+    fn try_claim(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+        waker: &mut Option<Waker>,
+    ) -> Option<Claim<R>> {
+        let mut shard = self.lock(scope);
+        let existing = shard.slots.get(scope).map(|s| &s.record);
+        // A key with no record is always decided `Claim`, so a slot
+        // reserved here is always used below.
+        if existing.is_none() && !self.reserve() {
+            return None;
+        }
+        let decision = decide(existing, &fingerprint, now);
+        let woken = match decision {
             Decision::Claim => {
                 let record = KeyRecord::claimed(fingerprint, token, now, self.terms);
-                inner.put(scope.clone(), record)
+                shard.put(scope.clone(), record)
             }
             Decision::InFlight { .. } => {
-                if let (Some(w), Some(slot)) = (waker, inner.slots.get_mut(scope)) {
+                if let (Some(w), Some(slot)) = (waker.take(), shard.slots.get_mut(scope)) {
                     slot.waiters.push(w);
                 }
                 Vec::new()
             }
             Decision::Replay(_) | Decision::Mismatch { .. } => Vec::new(),
-        });
-        drop(inner);
+        };
+        drop(shard);
         wake(woken);
-        match decision {
+        Some(match decision {
             Decision::Claim => Claim::Acquired,
             Decision::Replay(r) => Claim::Replay(r),
             Decision::Mismatch { original } => Claim::Mismatch { original },
             Decision::InFlight { lease_expires_at } => Claim::InFlight { lease_expires_at },
-        }
+        })
     }
 
     /// BROKEN ON PURPOSE: the first half of a check-then-insert claim. It
@@ -167,15 +324,20 @@ impl<R: Clone> ClaimTable<R> {
     /// harness's `split-lock` mutant; never used by the real stores.
     #[cfg(any(loom, feature = "mutants"))]
     pub fn decide_only(&self, scope: &Scope, fingerprint: &Fingerprint, now: Timestamp) -> Decision<R> {
-        decide(self.lock().slots.get(scope).map(|s| &s.record), fingerprint, now)
+        decide(self.lock(scope).slots.get(scope).map(|s| &s.record), fingerprint, now)
     }
 
     /// BROKEN ON PURPOSE: the second half of [`Self::decide_only`]; claims
-    /// `scope` unconditionally.
+    /// `scope` unconditionally (a new record is counted, bound or not).
     #[cfg(any(loom, feature = "mutants"))]
     pub fn insert_claim(&self, scope: &Scope, fingerprint: Fingerprint, token: LeaseToken, now: Timestamp) {
         let record = KeyRecord::claimed(fingerprint, token, now, self.terms);
-        let woken = self.lock().put(scope.clone(), record);
+        let mut shard = self.lock(scope);
+        if !shard.slots.contains_key(scope) {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        let woken = shard.put(scope.clone(), record);
+        drop(shard);
         wake(woken);
     }
 
@@ -185,8 +347,8 @@ impl<R: Clone> ClaimTable<R> {
     /// running `work` if `scope` has any record (even a dead one), or if
     /// the table is full of live records: the caller then goes through
     /// [`Self::claim`], which decides (and answers [`Claim::Full`] for the
-    /// latter). `work` runs under the table lock, so it must be short and
-    /// must not touch this table.
+    /// latter). `work` runs under the lock of `scope`'s shard, so it must
+    /// be short and must not touch this table.
     pub fn create_one_step<E>(
         &self,
         scope: &Scope,
@@ -194,21 +356,14 @@ impl<R: Clone> ClaimTable<R> {
         now: Timestamp,
         work: impl FnOnce() -> Result<R, E>,
     ) -> Result<Option<R>, E> {
-        let mut inner = self.lock();
-        if inner.slots.contains_key(scope) {
+        let Ok((mut shard, true)) = self.lock_with_room(scope, now) else {
+            // A record, or no room: the long way.
             return Ok(None);
-        }
-        let mut woken = Vec::new();
-        if !inner.room(now, self.max_records, &mut woken) {
-            drop(inner);
-            wake(woken);
-            return Ok(None);
-        }
+        };
         let result = match work() {
             Ok(result) => result,
             Err(e) => {
-                drop(inner);
-                wake(woken);
+                self.unreserve(1);
                 return Err(e);
             }
         };
@@ -219,8 +374,8 @@ impl<R: Clone> ClaimTable<R> {
             expires_at: now + self.terms.ttl,
         };
         // Nobody can be waiting on a scope that had no record.
-        woken.extend(inner.put(scope.clone(), record));
-        drop(inner);
+        let woken = shard.put(scope.clone(), record);
+        drop(shard);
         wake(woken);
         Ok(Some(result))
     }
@@ -228,16 +383,16 @@ impl<R: Clone> ClaimTable<R> {
     /// If `token` still owns `scope`, runs `work` and stores its result as
     /// the key's outcome, atomically: no other request can observe the key
     /// between the work and the completion, and a caller whose claim was
-    /// taken over never runs its work. `work` runs under the table lock, so
-    /// it must be short and must not touch this table.
+    /// taken over never runs its work. `work` runs under the lock of
+    /// `scope`'s shard, so it must be short and must not touch this table.
     pub fn complete<E>(
         &self,
         scope: &Scope,
         token: LeaseToken,
         work: impl FnOnce() -> Result<R, E>,
     ) -> Result<R, CompleteError<E>> {
-        let mut inner = self.lock();
-        let Some(slot) = inner.slots.get_mut(scope) else {
+        let mut shard = self.lock(scope);
+        let Some(slot) = shard.slots.get_mut(scope) else {
             return Err(CompleteError::NotOwner);
         };
         if slot.record.token() != Some(token) {
@@ -246,7 +401,7 @@ impl<R: Clone> ClaimTable<R> {
         let result = work().map_err(CompleteError::Work)?;
         slot.record.state = KeyState::Completed { result: result.clone() };
         let woken = std::mem::take(&mut slot.waiters);
-        drop(inner);
+        drop(shard);
         wake(woken);
         Ok(result)
     }
@@ -255,16 +410,17 @@ impl<R: Clone> ClaimTable<R> {
     /// request was cancelled), so that a retry can claim the key at once.
     /// Returns whether there was such a claim.
     pub fn release(&self, scope: &Scope, token: LeaseToken) -> bool {
-        let mut inner = self.lock();
-        let owned = inner
+        let mut shard = self.lock(scope);
+        let owned = shard
             .slots
             .get(scope)
             .is_some_and(|slot| slot.record.token() == Some(token));
         if !owned {
             return false;
         }
-        let woken = inner.remove(scope);
-        drop(inner);
+        let woken = shard.remove(scope).unwrap_or_default();
+        self.unreserve(1);
+        drop(shard);
         wake(woken);
         true
     }
@@ -273,29 +429,28 @@ impl<R: Clone> ClaimTable<R> {
     /// past their TTL, or abandoned), oldest expiry first. Returns how many
     /// were removed.
     pub fn reap_expired(&self, now: Timestamp, limit: usize) -> usize {
-        let mut woken = Vec::new();
-        let reaped = self.lock().reap(now, limit, &mut woken);
-        wake(woken);
-        reaped
+        self.sweep(now, limit).0
     }
 
     /// Whether a key with no record could be stored at `now`, after making
     /// room by removing dead records if the table is at its bound.
     pub fn has_room(&self, now: Timestamp) -> bool {
-        let mut woken = Vec::new();
-        let room = self.lock().room(now, self.max_records, &mut woken);
-        wake(woken);
-        room
+        if self.count.load(Ordering::Relaxed) < self.max_records {
+            return true;
+        }
+        self.sweep(now, ROOM_REAP_BATCH);
+        self.count.load(Ordering::Relaxed) < self.max_records
     }
 
     /// A copy of the record stored for `scope`, dead or alive.
     pub fn record(&self, scope: &Scope) -> Option<KeyRecord<R>> {
-        self.lock().slots.get(scope).map(|s| s.record.clone())
+        self.lock(scope).slots.get(scope).map(|s| s.record.clone())
     }
 
-    /// Number of stored records, dead ones included until reaped.
+    /// Number of stored records, dead ones included until reaped (and,
+    /// while another thread is storing a new key, its reserved slot).
     pub fn len(&self) -> usize {
-        self.lock().slots.len()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Whether the table holds no record.
@@ -304,60 +459,11 @@ impl<R: Clone> ClaimTable<R> {
     }
 }
 
-impl<R> Inner<R> {
-    /// Whether one more record fits under `max`, removing up to
-    /// [`ROOM_REAP_BATCH`] dead records first if it does not; their
-    /// waiters go to `woken`.
-    fn room(&mut self, now: Timestamp, max: usize, woken: &mut Vec<Waker>) -> bool {
-        if self.slots.len() < max {
-            return true;
-        }
-        self.reap(now, ROOM_REAP_BATCH, woken);
-        self.slots.len() < max
-    }
-
-    /// Removes up to `limit` records dead at `now`, oldest expiry first;
-    /// their waiters go to `woken`. Returns how many were removed.
-    fn reap(&mut self, now: Timestamp, limit: usize, woken: &mut Vec<Waker>) -> usize {
-        let due: Vec<Scope> = self
-            .by_expiry
-            .iter()
-            .take_while(|(expires_at, _)| *expires_at <= now)
-            .map(|(_, scope)| scope)
-            .filter(|scope| self.slots.get(*scope).is_some_and(|s| s.record.is_dead(now)))
-            .take(limit)
-            .cloned()
-            .collect();
-        for scope in &due {
-            woken.extend(self.remove(scope));
-        }
-        due.len()
-    }
-
-    /// Stores `record` for `scope`, replacing any previous one; returns the
-    /// replaced record's waiters so the caller can wake them.
-    fn put(&mut self, scope: Scope, record: KeyRecord<R>) -> Vec<Waker> {
-        let woken = self.remove(&scope);
-        self.by_expiry.insert((record.expires_at, scope.clone()));
-        self.slots.insert(
-            scope,
-            Slot {
-                record,
-                waiters: Vec::new(),
-            },
-        );
-        woken
-    }
-
-    fn remove(&mut self, scope: &Scope) -> Vec<Waker> {
-        match self.slots.remove(scope) {
-            Some(slot) => {
-                self.by_expiry.remove(&(slot.record.expires_at, scope.clone()));
-                slot.waiters
-            }
-            None => Vec::new(),
-        }
-    }
+/// Locks one shard. A panic while holding the lock cannot leave a
+/// half-written record (every mutation is a single insert/remove), so a
+/// poisoned lock is still consistent.
+fn lock<R>(shard: &Mutex<Shard<R>>) -> MutexGuard<'_, Shard<R>> {
+    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Wakers run outside the lock: they may do anything, including claiming.
@@ -369,6 +475,7 @@ fn wake(wakers: Vec<Waker>) {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use std::collections::BTreeSet;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -619,6 +726,200 @@ mod tests {
         let second = LeaseToken::random();
         table.insert_claim(&k, fp, second, t(1));
         assert_eq!(table.record(&k).and_then(|r| r.token()), Some(second));
+    }
+
+    /// `n` scopes of organisation 1 whose keys all hash to one shard.
+    fn sharing_a_shard(n: usize) -> Vec<Scope> {
+        let first = shard_of(&scope(1, "k0"));
+        (0..)
+            .map(|i| scope(1, &format!("k{i}")))
+            .filter(|s| shard_of(s) == first)
+            .take(n)
+            .collect()
+    }
+
+    /// `n` scopes of organisation 1, each in a shard of its own.
+    fn apart(n: usize) -> Vec<Scope> {
+        let mut seen = BTreeSet::new();
+        (0..)
+            .map(|i| scope(1, &format!("k{i}")))
+            .filter(|s| seen.insert(shard_of(s)))
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn scopes_spread_over_every_shard_and_stay_put() {
+        let mut per_shard = [0usize; SHARDS];
+        for i in 0..SHARDS * 64 {
+            let s = scope((i % 7) as i64, &format!("key-{i}"));
+            assert_eq!(shard_of(&s), shard_of(&s.clone()), "one scope, one shard");
+            per_shard[shard_of(&s)] += 1;
+        }
+        // 64 scopes per shard on average: a hash that ignored the key, or
+        // a mask that kept too few bits, would leave shards empty.
+        assert!(per_shard.iter().all(|n| *n > 16), "uneven spread: {per_shard:?}");
+        assert_eq!(apart(SHARDS).len(), SHARDS);
+    }
+
+    #[test]
+    fn keys_in_one_shard_or_apart_are_decided_alone() {
+        for scopes in [sharing_a_shard(3), apart(3)] {
+            let table = table();
+            let fp = Fingerprint([1; 32]);
+            let tokens: Vec<LeaseToken> = scopes.iter().map(|_| LeaseToken::random()).collect();
+            for (s, tok) in scopes.iter().zip(&tokens) {
+                assert_eq!(table.claim(s, fp, *tok, t(0), None), Claim::Acquired);
+            }
+            let (woken, waker) = counter();
+            assert!(matches!(
+                table.claim(&scopes[0], fp, LeaseToken::random(), t(1), Some(waker())),
+                Claim::InFlight { .. }
+            ));
+            assert_eq!(table.complete(&scopes[1], tokens[1], || Ok::<_, ()>(1)), Ok(1));
+            assert!(table.release(&scopes[2], tokens[2]));
+            assert_eq!(woken.load(Ordering::SeqCst), 0, "other keys woke a waiter");
+            assert_eq!(table.len(), 2);
+            assert_eq!(table.record(&scopes[0]).and_then(|r| r.token()), Some(tokens[0]));
+            assert_eq!(
+                table.claim(&scopes[1], fp, LeaseToken::random(), t(2), None),
+                Claim::Replay(1)
+            );
+            assert!(table.record(&scopes[2]).is_none());
+        }
+    }
+
+    fn bounded(max: usize) -> ClaimTable<u32> {
+        ClaimTable::bounded(
+            Terms {
+                lease: Duration::seconds(30),
+                ttl: Duration::seconds(100),
+            },
+            max,
+        )
+    }
+
+    #[test]
+    fn the_bound_counts_every_shard_and_room_is_made_in_any_shard() {
+        let fp = Fingerprint([1; 32]);
+        let s = apart(4);
+        let table = bounded(2);
+        // A dead claim in one shard, a live record in another.
+        table.claim(&s[0], fp, LeaseToken::random(), t(-200), None);
+        assert_eq!(table.create_one_step(&s[1], fp, t(50), || Ok::<_, ()>(1)), Ok(Some(1)));
+        // A third shard's new key finds the table full and removes the dead
+        // claim to make room; a fourth's is refused, told when the earliest
+        // record left expires.
+        assert_eq!(
+            table.claim(&s[2], fp, LeaseToken::random(), t(60), None),
+            Claim::Acquired
+        );
+        assert!(table.record(&s[0]).is_none(), "the dead claim made room");
+        assert_eq!(
+            table.claim(&s[3], fp, LeaseToken::random(), t(60), None),
+            Claim::Full { room_at: Some(t(150)) }
+        );
+        assert_eq!(table.create_one_step(&s[3], fp, t(60), || Ok::<_, ()>(4)), Ok(None));
+        assert_eq!(table.len(), 2);
+        assert!(!table.has_room(t(60)));
+        // The earliest expiry is found whichever shard holds it.
+        assert!(table.has_room(t(150)), "the first record is dead by then");
+        assert_eq!(table.len(), 1);
+        assert!(table.record(&s[1]).is_none());
+    }
+
+    #[test]
+    fn room_at_is_the_earliest_expiry_of_all_shards() {
+        let fp = Fingerprint([1; 32]);
+        let s = apart(4);
+        // Filled in both orders, so that the earliest record sits in a
+        // shard visited before and after the others.
+        for order in [[0, 1, 2], [2, 1, 0]] {
+            let table = bounded(3);
+            for (i, at) in order.iter().zip([10, 20, 30]) {
+                table
+                    .create_one_step(&s[*i], fp, t(at), || Ok::<_, ()>(0))
+                    .expect("stored");
+            }
+            let earliest = t(10 + 100);
+            assert_eq!(
+                table.claim(&s[3], fp, LeaseToken::random(), t(40), None),
+                Claim::Full {
+                    room_at: Some(earliest)
+                }
+            );
+        }
+        assert_eq!(
+            bounded(0).claim(&s[0], fp, LeaseToken::random(), t(0), None),
+            Claim::Full { room_at: None }
+        );
+    }
+
+    #[test]
+    fn slots_come_back_when_work_fails_or_a_claim_is_released() {
+        let fp = Fingerprint([1; 32]);
+        let s = apart(3);
+        let table = bounded(1);
+        assert_eq!(
+            table.create_one_step(&s[0], fp, t(0), || Err::<u32, _>("down")),
+            Err("down")
+        );
+        assert!(table.is_empty(), "failed work keeps no slot");
+        let tok = LeaseToken::random();
+        assert_eq!(table.claim(&s[1], fp, tok, t(0), None), Claim::Acquired);
+        assert!(!table.release(&s[1], LeaseToken::random()), "not the owner");
+        assert_eq!(table.len(), 1);
+        assert!(table.release(&s[1], tok));
+        assert!(table.is_empty());
+        assert_eq!(table.create_one_step(&s[2], fp, t(0), || Ok::<_, ()>(3)), Ok(Some(3)));
+        // Replacing a dead record with a new claim keeps the count.
+        assert_eq!(
+            table.claim(&s[2], fp, LeaseToken::random(), t(100), None),
+            Claim::Acquired
+        );
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn reaping_spans_shards_within_its_limit() {
+        let fp = Fingerprint([1; 32]);
+        for scopes in [sharing_a_shard(5), apart(5)] {
+            let table = table();
+            for s in &scopes {
+                table.claim(s, fp, LeaseToken::random(), t(0), None);
+            }
+            assert_eq!(table.reap_expired(t(200), 3), 3);
+            assert_eq!(table.len(), 2);
+            assert_eq!(table.reap_expired(t(200), 3), 2);
+            assert!(table.is_empty());
+            assert!(scopes.iter().all(|s| table.record(s).is_none()));
+        }
+    }
+
+    #[test]
+    fn reaping_takes_the_oldest_dead_records_of_the_whole_table() {
+        let fp = Fingerprint([1; 32]);
+        let s = apart(4);
+        // The oldest in a shard visited first, then last; and a live
+        // record among them that is never taken.
+        for order in [[0, 1, 2], [2, 1, 0]] {
+            let table = table();
+            for (i, at) in order.iter().zip([0, 10, 20]) {
+                table.claim(&s[*i], fp, LeaseToken::random(), t(at), None);
+            }
+            let live = LeaseToken::random();
+            table.claim(&s[3], fp, live, t(-100), None);
+            table.complete(&s[3], live, || Ok::<_, ()>(4)).expect("completes");
+            table.claim(&s[3], fp, LeaseToken::random(), t(1000), None);
+            assert_eq!(table.reap_expired(t(1000), 1), 1);
+            assert!(table.record(&s[order[0]]).is_none(), "the oldest goes first");
+            assert_eq!(table.reap_expired(t(1000), 1), 1);
+            assert!(table.record(&s[order[1]]).is_none());
+            assert!(table.record(&s[order[2]]).is_some());
+            assert_eq!(table.reap_expired(t(1000), 0), 0, "a zero limit removes nothing");
+            assert_eq!(table.reap_expired(t(1000), 5), 1);
+            assert_eq!(table.len(), 1, "the live claim stays");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! the life of its record, and the in-memory claim logic.
 //!
 //! The crate has no async runtime on purpose: the claim logic is plain
-//! synchronous code over a mutex, so `tests/loom.rs` can model-check the
+//! synchronous code over mutexes, so `tests/loom.rs` can model-check the
 //! exact code the service runs (built with `--cfg loom`, [`sync`] swaps in
 //! loom's primitives).
 //!
@@ -16,7 +16,8 @@
 //! - [`record`]: `KeyRecord` and its states, the `Terms` (lease, TTL) and
 //!   [`decide`](record::decide), the one rule both stores follow.
 //! - [`claim_table`]: `ClaimTable`, the in-memory store's one-step path,
-//!   atomic claim, completion, release, wake-ups and reaping.
+//!   atomic claim, completion, release, wake-ups and reaping, sharded by a
+//!   hash of the scope.
 //! - `sync`: the std/loom shim.
 
 pub mod claim_table;

@@ -29,6 +29,8 @@ mod leases;
 mod one_step;
 #[path = "loom/one_step_claims.rs"]
 mod one_step_claims;
+#[path = "loom/shards.rs"]
+mod shards;
 #[path = "loom/support.rs"]
 mod support;
 #[path = "loom/wakeups.rs"]

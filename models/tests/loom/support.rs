@@ -11,6 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration};
+use idemproof_models::claim_table::shard_of;
 use idemproof_models::{
     Claim, ClaimTable, Fingerprint, IdempotencyKey, KeyRecord, KeyState, LeaseToken, Scope, Terms, Timestamp, Waker,
 };
@@ -54,6 +55,29 @@ pub fn scope(org: i64, key: &str) -> Scope {
         endpoint: "POST /api/v1/agents".into(),
         key: IdempotencyKey::parse(key).expect("valid key"),
     }
+}
+
+/// `n` scopes of organisation 1 whose keys all hash to one shard of the
+/// table, so the model's threads meet on one shard lock.
+pub fn sharing_a_shard(n: usize) -> Vec<Scope> {
+    let first = shard_of(&scope(1, "k0"));
+    (0..)
+        .map(|i| scope(1, &format!("k{i}")))
+        .filter(|s| shard_of(s) == first)
+        .take(n)
+        .collect()
+}
+
+/// `n` scopes of organisation 1, each in a shard of its own, so the
+/// model's threads share only what spans the table (the record count, and
+/// the passes that reap or make room shard after shard).
+pub fn apart(n: usize) -> Vec<Scope> {
+    let mut seen = BTreeSet::new();
+    (0..)
+        .map(|i| scope(1, &format!("k{i}")))
+        .filter(|s| seen.insert(shard_of(s)))
+        .take(n)
+        .collect()
 }
 
 /// A fixed token. Deterministic on purpose: loom replays each model many
