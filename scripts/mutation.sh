@@ -7,7 +7,7 @@
 # rebuilds and retests once per mutant.
 #
 #   bash scripts/mutation.sh            # every part below
-#   bash scripts/mutation.sh models     # one part: models | idempotency
+#   bash scripts/mutation.sh models     # one part: models | idempotency | sample
 #   MUTATION_IN_PLACE=1 bash scripts/mutation.sh idempotency
 #
 # By default cargo-mutants copies the tree and builds it from scratch.
@@ -60,8 +60,24 @@ for part in "$@"; do
         --cargo-test-arg=--lib --cargo-test-arg=--test=contract \
         --baseline=skip --timeout 150 --build-timeout 600
       ;;
+    sample)
+      # A sample of service/src/{store,http,domain}/ (not the Postgres
+      # store, whose tests need Docker): one shard of MUTATION_SHARD
+      # (default 0/30), taken round-robin so it spreads over every file,
+      # with the same tests as the idempotency part.
+      export IDEMPROOF_SKIP_DOCKER=1
+      cargo test --package idemproof-service --package idemproof --lib --test contract
+      cargo mutants --package idemproof-service \
+        --file 'service/src/store/**/*.rs' --file 'service/src/http/**/*.rs' \
+        --file 'service/src/domain/**/*.rs' --exclude 'service/src/store/postgres/**' \
+        --shard "${MUTATION_SHARD:-0/30}" --sharding round-robin \
+        "${where[@]}" --output "$out/sample" \
+        --test-package idemproof-service --test-package idemproof \
+        --cargo-test-arg=--lib --cargo-test-arg=--test=contract \
+        --baseline=skip --timeout 150 --build-timeout 600
+      ;;
     *)
-      echo "unknown part: $part (models | idempotency)" >&2
+      echo "unknown part: $part (models | idempotency | sample)" >&2
       exit 2
       ;;
   esac
