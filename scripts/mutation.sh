@@ -7,7 +7,13 @@
 # rebuilds and retests once per mutant.
 #
 #   bash scripts/mutation.sh            # every part below
-#   bash scripts/mutation.sh models     # one part: models | idempotency
+#   bash scripts/mutation.sh models     # one part: models | idempotency | sample
+#   MUTATION_IN_PLACE=1 bash scripts/mutation.sh idempotency
+#
+# By default cargo-mutants copies the tree and builds it from scratch.
+# MUTATION_IN_PLACE=1 mutates this checkout instead (reusing its target/,
+# one mutant at a time): commit or stash first, and check `git status`
+# afterwards (cargo-mutants puts every file back, but a killed run may not).
 #
 # Which tests run for which code, and why:
 # - models/: the models crate's own unit tests. The crate is the pure
@@ -27,22 +33,51 @@ cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
 out=target/mutation
 [ $# -gt 0 ] || set -- models idempotency
+if [ "${MUTATION_IN_PLACE:-0}" = 1 ]; then
+  where=(--in-place)
+else
+  where=(--jobs 1)
+fi
 
 for part in "$@"; do
   case "$part" in
     models)
-      cargo mutants --package idemproof-models --features mutants --jobs 1 --output "$out/models"
+      cargo mutants --package idemproof-models --features mutants "${where[@]}" --output "$out/models"
       ;;
     idempotency)
       # The contract suite's Postgres trials need Docker; the in-memory
       # ones exercise the same `begin`, so this local run skips the rest.
-      IDEMPROOF_SKIP_DOCKER=1 cargo mutants --package idemproof-service \
-        --file 'service/src/idempotency/*.rs' --jobs 1 --output "$out/idempotency" \
+      export IDEMPROOF_SKIP_DOCKER=1
+      # cargo-mutants' own baseline runs the tests of the mutated package
+      # only (it ignores --test-package), where `--test=contract` names
+      # nothing and fails. So the unmutated run is done here, and the
+      # timeouts it would have set are given: 150 s of tests (they take
+      # about 40 s; a mutant that waits forever ends as "timed out").
+      cargo test --package idemproof-service --package idemproof --lib --test contract
+      cargo mutants --package idemproof-service \
+        --file 'service/src/idempotency/*.rs' "${where[@]}" --output "$out/idempotency" \
         --test-package idemproof-service --test-package idemproof \
-        --cargo-test-arg=--lib --cargo-test-arg=--test=contract
+        --cargo-test-arg=--lib --cargo-test-arg=--test=contract \
+        --baseline=skip --timeout 150 --build-timeout 600
+      ;;
+    sample)
+      # A sample of service/src/{store,http,domain}/ (not the Postgres
+      # store, whose tests need Docker): one shard of MUTATION_SHARD
+      # (default 0/30), taken round-robin so it spreads over every file,
+      # with the same tests as the idempotency part.
+      export IDEMPROOF_SKIP_DOCKER=1
+      cargo test --package idemproof-service --package idemproof --lib --test contract
+      cargo mutants --package idemproof-service \
+        --file 'service/src/store/**/*.rs' --file 'service/src/http/**/*.rs' \
+        --file 'service/src/domain/**/*.rs' --exclude 'service/src/store/postgres/**' \
+        --shard "${MUTATION_SHARD:-0/30}" --sharding round-robin \
+        "${where[@]}" --output "$out/sample" \
+        --test-package idemproof-service --test-package idemproof \
+        --cargo-test-arg=--lib --cargo-test-arg=--test=contract \
+        --baseline=skip --timeout 150 --build-timeout 600
       ;;
     *)
-      echo "unknown part: $part (models | idempotency)" >&2
+      echo "unknown part: $part (models | idempotency | sample)" >&2
       exit 2
       ;;
   esac

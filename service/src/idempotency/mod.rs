@@ -25,6 +25,8 @@
 //! the result instead.
 
 mod claim;
+#[cfg(test)]
+mod counting_tests;
 mod policy;
 
 use std::sync::Arc;
