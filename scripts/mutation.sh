@@ -32,6 +32,7 @@ cd "$(dirname "$0")/.."
 
 command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
 out=target/mutation
+mkdir -p "$out"
 [ $# -gt 0 ] || set -- models idempotency
 if [ "${MUTATION_IN_PLACE:-0}" = 1 ]; then
   where=(--in-place)

@@ -726,6 +726,10 @@ mod tests {
         let second = LeaseToken::random();
         table.insert_claim(&k, fp, second, t(1));
         assert_eq!(table.record(&k).and_then(|r| r.token()), Some(second));
+        // A new key counts once, an overwritten one not again.
+        assert_eq!(table.len(), 1);
+        table.insert_claim(&scope(1, "other"), fp, token, t(1));
+        assert_eq!(table.len(), 2);
     }
 
     /// `n` scopes of organisation 1 whose keys all hash to one shard.
@@ -760,6 +764,31 @@ mod tests {
         // a mask that kept too few bits, would leave shards empty.
         assert!(per_shard.iter().all(|n| *n > 16), "uneven spread: {per_shard:?}");
         assert_eq!(apart(SHARDS).len(), SHARDS);
+    }
+
+    #[test]
+    fn the_shard_helpers_pick_what_they_say() {
+        let shared = sharing_a_shard(3);
+        assert!(shared.iter().all(|s| shard_of(s) == shard_of(&shared[0])));
+        let apart = apart(3);
+        assert!(apart.iter().all(|s| shard_of(s) != shard_of(&shared[0]) || s == &shared[0]));
+    }
+
+    #[test]
+    fn room_under_the_bound_is_found_without_reaping() {
+        let table: ClaimTable<u32> = ClaimTable::bounded(
+            Terms {
+                lease: Duration::seconds(30),
+                ttl: Duration::seconds(100),
+            },
+            10,
+        );
+        let dead = scope(1, "dead");
+        table.claim(&dead, Fingerprint([1; 32]), LeaseToken::random(), t(0), None);
+        assert!(table.has_room(t(200)));
+        // Dead, but left to the reaper: there was room without it.
+        assert!(table.record(&dead).is_some());
+        assert_eq!(table.len(), 1);
     }
 
     #[test]
