@@ -771,7 +771,11 @@ mod tests {
         let shared = sharing_a_shard(3);
         assert!(shared.iter().all(|s| shard_of(s) == shard_of(&shared[0])));
         let apart = apart(3);
-        assert!(apart.iter().all(|s| shard_of(s) != shard_of(&shared[0]) || s == &shared[0]));
+        assert!(
+            apart
+                .iter()
+                .all(|s| shard_of(s) != shard_of(&shared[0]) || s == &shared[0])
+        );
     }
 
     #[test]
