@@ -12,6 +12,7 @@ mod bad_input;
 mod concurrency;
 mod creation;
 mod deployments;
+mod described;
 mod lifecycle;
 mod metrics;
 mod openapi;
@@ -27,6 +28,7 @@ fn main() -> std::process::ExitCode {
     cases.extend(lifecycle::cases());
     cases.extend(reads::cases());
     cases.extend(openapi::cases());
+    cases.extend(described::cases());
     cases.extend(metrics::cases());
     cases.extend(postgres_only::cases());
     idemproof_testkit::runner::run(cases)

@@ -131,6 +131,11 @@ async fn an_organisation_at_its_in_flight_cap_gets_429_and_others_are_served(bac
     }
     let refused = refused.expect("organisation 1 was never at its cap");
     assert_eq!(refused.code(), "too_many_in_flight");
+    assert_eq!(
+        refused.body["detail"],
+        format!("organization 1 already has {CAP} requests in flight; retry when one finishes"),
+        "the problem names the cap"
+    );
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(
         app.metric(r#"idemproof_create_requests_total{outcome="concurrency_limited"}"#)

@@ -417,6 +417,9 @@ mod tests {
             (json!(0), None),
             (json!(-7.0), None),
             (json!(9.3e18), None),
+            // 2^63, the first double out of range, and the last one in it.
+            (json!(9_223_372_036_854_775_808.0_f64), None),
+            (json!(9_223_372_036_854_774_784.0_f64), Some(9_223_372_036_854_774_784)),
             (json!(u64::MAX), None),
         ] {
             assert_eq!(positive_integer(&id), expected, "{id}");

@@ -95,6 +95,7 @@ mod tests {
     #[test]
     fn each_organisation_has_its_own_slots_given_back_on_drop() {
         let cap = TenantInFlight::new(2).expect("on");
+        assert_eq!(cap.limit(), 2);
         let a = cap.enter(1).expect("first");
         let b = cap.enter(1).expect("second");
         assert!(cap.enter(1).is_none(), "at the cap");

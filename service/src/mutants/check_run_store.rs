@@ -14,18 +14,13 @@
 //! Both decide what they find with the shared `decide` rule (replay,
 //! mismatch), so the only bug is the missing claim.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use idemproof_models::{Decision, Fingerprint, Scope, Terms, Timestamp, decide};
 
 use super::Backend;
+use super::claim_first::WORK;
 use super::records::{Write, completed};
 use crate::store::{Layer, OneStep, Resource, Resources, StoreError};
-
-/// The handler's work between the lookup and the store (in memory the
-/// two are otherwise microseconds apart).
-const WORK: Duration = Duration::from_millis(5);
 
 pub(super) struct CheckRunStore {
     backend: Backend,

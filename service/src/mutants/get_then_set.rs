@@ -12,15 +12,13 @@ use async_trait::async_trait;
 use idemproof_models::{Decision, Fingerprint, KeyRecord, LeaseToken, Scope, Terms, Timestamp, decide};
 
 use super::Backend;
+use super::claim_first::polled;
 use super::records::{Write, complete_unfenced};
-use crate::store::{ChangeSignal, ClaimOutcome, KeyStore, Layer, Lease, OneStep, Resource, Resources, StoreError};
+use crate::store::{ClaimOutcome, KeyStore, Layer, Lease, Resource, Resources, StoreError};
 
 /// In memory, the gap between the read and the write stands for the
 /// round trip between the GET and the SET.
 const GET_TO_SET: Duration = Duration::from_millis(1);
-
-/// The handler's work between the claim and its completion.
-const WORK: Duration = Duration::from_millis(5);
 
 pub(super) struct GetThenSet {
     backend: Backend,
@@ -45,34 +43,15 @@ impl Layer for GetThenSet {
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
         let found = self.backend.record(scope).await?;
-        Ok(match decide(found.as_ref(), &fingerprint, now) {
-            Decision::Claim => {
-                if let Backend::Memory(_) = self.backend {
-                    tokio::time::sleep(GET_TO_SET).await;
-                }
-                let record = KeyRecord::claimed(fingerprint, token, now, self.terms);
-                self.backend.put(scope, &record, Write::Overwrite).await?;
-                ClaimOutcome::Acquired
+        let decision = decide(found.as_ref(), &fingerprint, now);
+        if decision == Decision::Claim {
+            if let Backend::Memory(_) = self.backend {
+                tokio::time::sleep(GET_TO_SET).await;
             }
-            Decision::Replay(id) => ClaimOutcome::Replay(id),
-            Decision::Mismatch { original } => ClaimOutcome::Mismatch { original },
-            Decision::InFlight { lease_expires_at } => ClaimOutcome::InFlight {
-                lease_expires_at,
-                change: ChangeSignal::Poll,
-            },
-        })
-    }
-
-    /// Every request goes through the claim.
-    async fn insert_one_step<R: Resource>(
-        &self,
-        _next: &dyn Resources<R>,
-        _scope: &Scope,
-        _fingerprint: Fingerprint,
-        _new: &R::New,
-        _now: Timestamp,
-    ) -> Result<OneStep<R>, StoreError> {
-        Ok(OneStep::Taken)
+            let record = KeyRecord::claimed(fingerprint, token, now, self.terms);
+            self.backend.put(scope, &record, Write::Overwrite).await?;
+        }
+        Ok(polled(decision))
     }
 
     async fn insert_completing<R: Resource>(
@@ -82,7 +61,6 @@ impl Layer for GetThenSet {
         new: &R::New,
         now: Timestamp,
     ) -> Result<R, StoreError> {
-        tokio::time::sleep(WORK).await;
         complete_unfenced(&self.backend, next, lease, new, now).await
     }
 }

@@ -8,8 +8,8 @@
 //! store calls it breaks (the two forgotten scopes, `unscoped` and
 //! `user-unscoped`, share `unscoped.rs`, the refused replays of
 //! `empty-fingerprint-on-complete` and `completed-409` share
-//! `replay_refused.rs`, `no-lease` and `lease-equals-ttl` share the
-//! claim-first layer and differ in their terms, `check-run-store` and
+//! `replay_refused.rs`, `no-lease` and `lease-equals-ttl` are the
+//! claim-first layer alone and differ in their terms, `check-run-store` and
 //! `overwrite-winner` share `check_run_store.rs`, `no-fencing` and
 //! `reclaim-live` share `unfenced.rs`). A strategy that replaces part of
 //! the design (legacy, split-lock) sits right over the backend; one that
@@ -19,18 +19,20 @@
 //! sees the faults' failures. The strategies whose bug is in a middleware
 //! in front of the service (`front/`) leave the stores alone and wrap the
 //! routes instead ([`Strategy::front`]). The ones that read and write key
-//! records directly (GET, SET, SET NX) share `records.rs`. Adding a
+//! records directly (GET, SET, SET NX) share `records.rs`; the ones with
+//! no one-step path stack `claim_first.rs` over their own layer (every
+//! request claims, the work takes a while, waiting duplicates poll). Adding a
 //! strategy: a variant below, its file, and its arm in
 //! [`Strategy::stores`] or [`Strategy::front`].
 
 mod cache_failures;
 mod check_run_store;
+mod claim_first;
 mod fast_path;
 mod front;
 mod get_then_set;
 mod legacy;
 mod loser_5xx;
-mod no_lease;
 mod records;
 mod replay_refused;
 mod skip_fingerprint;
@@ -44,6 +46,7 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use idemproof_models::Terms;
 
+use self::claim_first::ClaimFirst;
 use self::records::Write;
 use self::replay_refused::{Instead, ReplayRefused};
 use self::unfenced::{TakesOver, Unfenced};
@@ -221,7 +224,9 @@ impl Strategy {
         let replaced = match self {
             Strategy::Legacy => base.layer(Arc::new(legacy::Legacy::new(backend.clone()))),
             Strategy::SplitLock => match backend {
-                Backend::Memory(memory) => base.layer(Arc::new(split_lock::SplitLock::new(memory.clone()))),
+                Backend::Memory(memory) => base
+                    .layer(Arc::new(ClaimFirst { work: false }))
+                    .layer(Arc::new(split_lock::SplitLock::new(memory.clone()))),
                 Backend::Postgres(_) => anyhow::bail!("{self} has no Postgres form"),
             },
             _ => base,
@@ -229,15 +234,21 @@ impl Strategy {
         let middle = between(replaced);
         Ok(match self {
             Strategy::Unscoped => middle.layer(Arc::new(Unscoped::new(Forgets::TenantAndUser, backend.clone()))),
-            // Both claim before the work; only their leases differ.
-            Strategy::NoLease | Strategy::LeaseEqualsTtl => middle.layer(Arc::new(no_lease::NoLease)),
+            // Claims committed before the work, held while it runs, and
+            // never expiring (no-lease: a century) or lasting as long as
+            // the record (lease-equals-ttl: a day): a crash wedges the key.
+            Strategy::NoLease | Strategy::LeaseEqualsTtl => middle.layer(Arc::new(ClaimFirst { work: false })),
             Strategy::CacheFailures => middle.layer(Arc::new(cache_failures::CacheFailures::default())),
             Strategy::SkipFingerprint => middle.layer(Arc::new(skip_fingerprint::SkipFingerprint)),
             Strategy::UserUnscoped => middle.layer(Arc::new(Unscoped::new(Forgets::User, backend.clone()))),
             Strategy::EmptyFingerprintOnComplete => middle.layer(Arc::new(ReplayRefused(Instead::Mismatch))),
-            Strategy::LoserGets5xx => middle.layer(Arc::new(loser_5xx::LoserGets5xx)),
+            Strategy::LoserGets5xx => middle
+                .layer(Arc::new(loser_5xx::LoserGets5xx))
+                .layer(Arc::new(ClaimFirst { work: true })),
             Strategy::Completed409 => middle.layer(Arc::new(ReplayRefused(Instead::InFlight))),
-            Strategy::GetThenSet => middle.layer(Arc::new(get_then_set::GetThenSet::new(backend.clone()))),
+            Strategy::GetThenSet => middle
+                .layer(Arc::new(get_then_set::GetThenSet::new(backend.clone())))
+                .layer(Arc::new(ClaimFirst { work: true })),
             Strategy::OverwriteWinner => middle.layer(Arc::new(check_run_store::CheckRunStore::new(
                 backend.clone(),
                 Write::Overwrite,
@@ -246,8 +257,12 @@ impl Strategy {
                 backend.clone(),
                 Write::IfAbsent,
             ))),
-            Strategy::ReclaimLive => middle.layer(Arc::new(Unfenced::new(backend.clone(), TakesOver::Live))),
-            Strategy::NoFencing => middle.layer(Arc::new(Unfenced::new(backend.clone(), TakesOver::Expired))),
+            Strategy::ReclaimLive => middle
+                .layer(Arc::new(Unfenced::new(backend.clone(), TakesOver::Live)))
+                .layer(Arc::new(ClaimFirst { work: true })),
+            Strategy::NoFencing => middle
+                .layer(Arc::new(Unfenced::new(backend.clone(), TakesOver::Expired)))
+                .layer(Arc::new(ClaimFirst { work: true })),
             Strategy::FastPathSkipsValidation => {
                 middle.layer(Arc::new(fast_path::FastPathSkipsValidation::new(backend.clone())))
             }

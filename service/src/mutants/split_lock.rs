@@ -1,15 +1,17 @@
 //! `split-lock`: the in-memory claim decides under one lock acquisition
 //! and writes under another, so two requests can both find the key free
 //! and both create (the check-then-insert race, in process). No one-step
-//! path: every request goes through the broken claim.
+//! path (it is stacked over [`super::claim_first::ClaimFirst`]): every
+//! request goes through the broken claim.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use idemproof_models::{Decision, Fingerprint, LeaseToken, Scope, Timestamp};
 
+use super::claim_first::polled;
 use crate::store::memory::MemoryStore;
-use crate::store::{ChangeSignal, ClaimOutcome, KeyStore, Layer, OneStep, Resource, Resources, StoreError};
+use crate::store::{ClaimOutcome, KeyStore, Layer, StoreError};
 
 pub(super) struct SplitLock {
     memory: Arc<MemoryStore>,
@@ -32,31 +34,13 @@ impl Layer for SplitLock {
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
         let claims = self.memory.claims();
-        Ok(match claims.decide_only(scope, &fingerprint, now) {
-            Decision::Claim => {
-                // Any await between the two halves (logging, metrics, a
-                // cache) widens the window; this one stands for all.
-                tokio::task::yield_now().await;
-                claims.insert_claim(scope, fingerprint, token, now);
-                ClaimOutcome::Acquired
-            }
-            Decision::Replay(id) => ClaimOutcome::Replay(id),
-            Decision::Mismatch { original } => ClaimOutcome::Mismatch { original },
-            Decision::InFlight { lease_expires_at } => ClaimOutcome::InFlight {
-                lease_expires_at,
-                change: ChangeSignal::Poll,
-            },
-        })
-    }
-
-    async fn insert_one_step<R: Resource>(
-        &self,
-        _next: &dyn Resources<R>,
-        _scope: &Scope,
-        _fingerprint: Fingerprint,
-        _new: &R::New,
-        _now: Timestamp,
-    ) -> Result<OneStep<R>, StoreError> {
-        Ok(OneStep::Taken)
+        let decision = claims.decide_only(scope, &fingerprint, now);
+        if decision == Decision::Claim {
+            // Any await between the two halves (logging, metrics, a
+            // cache) widens the window; this one stands for all.
+            tokio::task::yield_now().await;
+            claims.insert_claim(scope, fingerprint, token, now);
+        }
+        Ok(polled(decision))
     }
 }

@@ -1,8 +1,8 @@
 //! Completion without fencing: a request whose claim was taken over still
 //! commits its work, inserting its resource and setting the key to name
-//! it over the new owner's. Every request claims before its work (no
-//! one-step path), as the libraries do, and a pause between the claim and
-//! the completion stands for the handler's work.
+//! it over the new owner's. Stacked under [`super::claim_first::ClaimFirst`]
+//! (every request claims before its work, as the libraries do, and the
+//! work takes a while).
 //!
 //! - `no-fencing`: the lease is the service's, so only an owner stalled
 //!   past it is taken over, and its late commit duplicates the new
@@ -12,17 +12,12 @@
 //!   while its owner still runs: the work runs twice. Real bugs:
 //!   Powertools for AWS Lambda (Python) #8386, (TypeScript) #5678.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use idemproof_models::{Fingerprint, KeyRecord, LeaseToken, Scope, Terms, Timestamp};
 
 use super::Backend;
 use super::records::{Write, complete_unfenced};
-use crate::store::{ClaimOutcome, KeyStore, Layer, Lease, OneStep, Resource, Resources, StoreError};
-
-/// The handler's work between the claim and its completion.
-const WORK: Duration = Duration::from_millis(5);
+use crate::store::{ClaimOutcome, KeyStore, Layer, Lease, Resource, Resources, StoreError};
 
 /// Which claims a duplicate takes over.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,18 +65,6 @@ impl Layer for Unfenced {
         }
     }
 
-    /// Every request goes through a claim.
-    async fn insert_one_step<R: Resource>(
-        &self,
-        _next: &dyn Resources<R>,
-        _scope: &Scope,
-        _fingerprint: Fingerprint,
-        _new: &R::New,
-        _now: Timestamp,
-    ) -> Result<OneStep<R>, StoreError> {
-        Ok(OneStep::Taken)
-    }
-
     async fn insert_completing<R: Resource>(
         &self,
         next: &dyn Resources<R>,
@@ -89,7 +72,6 @@ impl Layer for Unfenced {
         new: &R::New,
         now: Timestamp,
     ) -> Result<R, StoreError> {
-        tokio::time::sleep(WORK).await;
         complete_unfenced(&self.backend, next, lease, new, now).await
     }
 }

@@ -190,3 +190,88 @@ impl<L: Layer, R: Resource> Resources<R> for Layered<L, dyn Resources<R>> {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use idemproof_models::Terms;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    /// A layer that changes nothing.
+    struct Nothing;
+    impl Layer for Nothing {}
+
+    /// A key store that is down and reports a pool: what a layer must pass
+    /// on untouched.
+    struct Down {
+        pool: PoolUse,
+    }
+
+    #[async_trait]
+    impl KeyStore for Down {
+        async fn claim(
+            &self,
+            _: &Scope,
+            _: Fingerprint,
+            _: LeaseToken,
+            _: Timestamp,
+        ) -> Result<ClaimOutcome, StoreError> {
+            Err(StoreError::LeaseLost)
+        }
+        async fn release(&self, _: &Lease) -> Result<(), StoreError> {
+            Err(StoreError::LeaseLost)
+        }
+        async fn reap_expired(&self, _: Timestamp, _: u32) -> Result<u64, StoreError> {
+            Err(StoreError::LeaseLost)
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Err(StoreError::unavailable(std::io::Error::other("down")))
+        }
+        async fn probe_write(&self, _: Timestamp, _: Duration) -> Probe {
+            Probe::Failed
+        }
+        fn pool_use(&self) -> Option<PoolUse> {
+            Some(self.pool)
+        }
+    }
+
+    /// A layer whose ping fails, whatever the store says.
+    struct Unreachable;
+    #[async_trait]
+    impl Layer for Unreachable {
+        async fn ping(&self, _: &dyn KeyStore) -> Result<(), StoreError> {
+            Err(StoreError::unavailable(std::io::Error::other("cut off")))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_layer_that_changes_nothing_passes_the_store_through() {
+        let pool = PoolUse {
+            in_use: 3,
+            idle: 2,
+            calls: 5,
+            max: 8,
+        };
+        let down: Arc<dyn KeyStore> = Arc::new(Down { pool });
+        let seen = Layered::new(Arc::new(Nothing), down);
+        assert!(
+            matches!(seen.ping().await, Err(StoreError::Unavailable(_))),
+            "a failed ping stays failed"
+        );
+        assert_eq!(seen.pool_use(), Some(pool), "the pool underneath is reported");
+        assert_eq!(
+            seen.probe_write(Timestamp::UNIX_EPOCH, Duration::ZERO).await,
+            Probe::Failed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_layer_decides_what_the_store_behind_it_answers() {
+        let memory: Arc<dyn KeyStore> = Arc::new(MemoryStore::new(Terms::default()));
+        assert!(memory.ping().await.is_ok());
+        let seen = Layered::new(Arc::new(Unreachable), memory);
+        assert!(matches!(seen.ping().await, Err(StoreError::Unavailable(_))));
+        assert_eq!(seen.pool_use(), None, "the in-memory store has no pool");
+    }
+}

@@ -319,13 +319,14 @@ component!(
         ("description", nullable_text(MAX_DESCRIPTION_CHARS).into()),
         ("system_prompt", nullable_text(MAX_SYSTEM_PROMPT_CHARS).into()),
         ("config", ObjectBuilder::new().schema_type(Type::Object).into()),
-        ("widget_config", ObjectBuilder::new().schema_type(Type::Object).into()),
+        ("widget_config", reference(StoredJsonObject::NAME)),
         ("agent_type", text(1, MAX_LABEL_CHARS).into()),
         ("industry", nullable_text(MAX_LABEL_CHARS).into()),
         ("auto_optimize", ObjectBuilder::new().schema_type(Type::Boolean).into()),
         ("idempotency_key", stored_key().into()),
         ("created_at", timestamp().into()),
-    ])
+    ]),
+    depends on StoredJsonObject
 );
 
 component!(
@@ -337,10 +338,11 @@ component!(
         ("agent_id", integer_id("The published agent.").into()),
         ("user_id", integer_id("Publishing user.").into()),
         ("channel", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(CHANNELS)).into()),
-        ("settings", ObjectBuilder::new().schema_type(Type::Object).into()),
+        ("settings", reference(StoredJsonObject::NAME)),
         ("idempotency_key", stored_key().into()),
         ("created_at", timestamp().into()),
-    ])
+    ]),
+    depends on StoredJsonObject
 );
 
 /// `{"status": "success", "data": data, "message"?: string}`.
