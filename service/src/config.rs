@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 use crate::idempotency::{InFlightMode, MismatchMode, Policy};
 use crate::readiness::ProbeSettings;
 use crate::store::memory::MemoryLimits;
-use crate::store::postgres::Schema;
+use crate::store::postgres::{DEFAULT_REPLAY_CACHE_BYTES, Schema};
 
 /// Secret used when `AUTH_SECRET` is not set and `--insecure-dev-secret`
 /// is given. Fine for a laptop, never for a deployment: it is published
@@ -31,6 +31,12 @@ pub struct Config {
     /// Size of the Postgres connection pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
+
+    /// Bytes of completed keys (and their resources, as JSON) each kind of
+    /// resource keeps in this process, so that replays skip the database;
+    /// 0 turns the replay cache off.
+    #[arg(long, env = "REPLAY_CACHE_BYTES", default_value_t = DEFAULT_REPLAY_CACHE_BYTES)]
+    pub replay_cache_bytes: usize,
 
     /// How a new database declares its tables: `plain`, or `partitioned`
     /// by hash of organization_id (docs/scaling.md).
@@ -195,6 +201,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
             database_max_connections: 16,
+            replay_cache_bytes: DEFAULT_REPLAY_CACHE_BYTES,
             database_schema: Schema::Plain,
             auth_secret: None,
             idempotency_ttl: Duration::from_secs(24 * 3600),

@@ -63,7 +63,8 @@ pub async fn connect_stores(config: &Config) -> anyhow::Result<Stores> {
                 config.terms(),
                 config.database_schema,
             )
-            .await?;
+            .await?
+            .with_replay_cache(config.replay_cache_bytes);
             tracing::info!(schema = ?config.database_schema, "using the Postgres store");
             store.stores()
         }

@@ -67,6 +67,12 @@ async fn metrics_answer_operators_and_pass_promtool(backend: Backend) {
     // 200 ms, then gets 409.
     let (_lease, _new) = claim_like_an_original(&app, "held", &body).await;
     assert_eq!(app.create(1, 1, Some("held"), &body).await.status, StatusCode::CONFLICT);
+    // Refused at the gate (no token): a creation, and a read.
+    let agents_url = format!("{}/api/v1/agents?organization_id=1", app.base);
+    let refused = app.send(app.client.post(&agents_url).json(&body)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let refused = app.send(app.client.get(&agents_url)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
     let text = scrape(&app).await;
     if let Err(complaints) = promtool(text.clone()).await {
@@ -95,6 +101,10 @@ async fn metrics_answer_operators_and_pass_promtool(backend: Backend) {
         "{text}"
     );
     assert_eq!(sample(&text, "idemproof_http_requests_in_flight"), Some(0.0), "{text}");
+    // Creation outcomes: the gate's refusal of a creation counts among
+    // them (its refused read does not).
+    let outcome = |o: &str| sample(&text, &format!(r#"idemproof_create_requests_total{{outcome="{o}"}}"#));
+    assert_eq!(outcome("invalid"), Some(1.0), "{text}");
     // The duplicate's wait, by how it ended.
     assert_eq!(
         sample(&text, r#"idemproof_duplicate_wait_seconds_count{result="gave_up"}"#),

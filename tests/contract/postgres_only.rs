@@ -1,8 +1,16 @@
 //! What only Postgres can show: the constraints doing the work (and all of
 //! them tenant-first, so the schema can be distributed by tenant), and a
-//! real database failure leaving nothing half-written. Each case runs on
-//! the plain and on the partitioned schema.
+//! real database failure leaving nothing half-written, the replay cache
+//! answering without the database, waiting duplicates woken by Postgres
+//! notifications. Each case runs on the plain and on the
+//! partitioned schema.
 
+use std::time::Duration;
+
+use idemproof_models::LeaseToken;
+use idemproof_service::clock::Clock;
+use idemproof_service::domain::agent::CreateEnvelope;
+use idemproof_service::store::{ChangeSignal, ClaimOutcome};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -17,6 +25,8 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         the_partitioned_schema_is_partitioned_by_tenant,
         a_failing_insert_answers_503_and_leaves_nothing_behind,
         reaping_can_walk_the_expiry_index,
+        a_completed_key_replays_from_the_cache_while_the_database_is_unreachable,
+        a_waiting_duplicate_is_notified_when_the_claim_ends,
     ]
 }
 
@@ -171,4 +181,86 @@ async fn reaping_can_walk_the_expiry_index(backend: Backend) {
         .execute(&mut *conn)
         .await
         .expect("reset");
+}
+
+/// The replay cache at work, seen from outside: with the database gone
+/// (its pool closed), a replay of a key this process completed is still
+/// answered, and only that: another payload, another key and a key near
+/// its expiry need the database (503). With the cache off the replay
+/// needs it too.
+async fn a_completed_key_replays_from_the_cache_while_the_database_is_unreachable(backend: Backend) {
+    for cache in [true, false] {
+        let app = TestApp::spawn(&backend, |c| {
+            if !cache {
+                c.replay_cache_bytes = 0;
+            }
+        })
+        .await;
+        let body = json!({"name": "Bot"});
+        let first = app.create(1, 1, Some("k"), &body).await;
+        assert_eq!(first.status, StatusCode::CREATED);
+        app.pool.as_ref().expect("postgres").close().await;
+
+        let again = app.create(1, 1, Some("k"), &body).await;
+        if cache {
+            assert_eq!(again.status, StatusCode::OK, "{again:?}");
+            assert_eq!(again.header("idempotent-replayed"), Some("true"));
+            assert_eq!(again.agent(), first.agent(), "the original, unchanged");
+        } else {
+            assert_eq!(again.status, StatusCode::SERVICE_UNAVAILABLE, "{again:?}");
+        }
+        let edited = app.create(1, 1, Some("k"), &json!({"name": "Other"})).await;
+        assert_eq!(edited.status, StatusCode::SERVICE_UNAVAILABLE, "{edited:?}");
+        let fresh = app.create(1, 1, Some("new"), &body).await;
+        assert_eq!(fresh.status, StatusCode::SERVICE_UNAVAILABLE, "{fresh:?}");
+        // Five seconds before the key expires, the cache leaves it to the
+        // database (another replica's clock may be ahead).
+        let ttl = app.config.idempotency_ttl;
+        app.clock.advance(ttl - Duration::from_secs(5));
+        let late = app.create(1, 1, Some("k"), &body).await;
+        assert_eq!(late.status, StatusCode::SERVICE_UNAVAILABLE, "cache {cache}: {late:?}");
+    }
+}
+
+/// A duplicate of an in-flight key is told when the claim ends, completed
+/// or released, by the notification its statement sends at commit (which
+/// reaches every process listening; here the one it came from). Without
+/// it the signal would only fire at the backstop, never within the
+/// generous bound below, which only keeps a broken notification from
+/// hanging the test.
+async fn a_waiting_duplicate_is_notified_when_the_claim_ends(backend: Backend) {
+    const BOUND: Duration = Duration::from_secs(20);
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    let body = json!({"name": "Bot"});
+    for (key, complete) in [("completed", true), ("released", false)] {
+        let (lease, new) = crate::lifecycle::claim_like_an_original(&app, key, &body).await;
+        let fingerprint = CreateEnvelope::from_json(&body).expect("valid").spec.fingerprint();
+        let waiting = app
+            .stores
+            .keys
+            .claim(&lease.scope, fingerprint, LeaseToken::random(), app.clock.now())
+            .await
+            .expect("claim");
+        let ClaimOutcome::InFlight {
+            change: ChangeSignal::Notified(mut changed),
+            ..
+        } = waiting
+        else {
+            panic!("{key}: a duplicate is in flight with a signal: {waiting:?}");
+        };
+        assert!(changed.try_recv().is_err(), "{key}: not before the claim ends");
+        if complete {
+            app.stores
+                .agents
+                .insert_completing(&lease, &new, app.clock.now())
+                .await
+                .expect("complete");
+        } else {
+            app.stores.keys.release(&lease).await.expect("release");
+        }
+        tokio::time::timeout(BOUND, changed)
+            .await
+            .unwrap_or_else(|_| panic!("{key}: the waiter was never notified"))
+            .expect("notified, not dropped");
+    }
 }

@@ -5,6 +5,11 @@
 //! prediction, and then everything the store holds (every scope's raw
 //! record, the record count, every tenant's resources) is compared with
 //! the model's state.
+//!
+//! Two processes: the operations go in turn to two sets of stores over
+//! the same data (on Postgres, two `PgStore::stores`, each with its own
+//! replay cache, as two replicas have), so what one process remembers
+//! meets the other's reaps, releases and takeovers.
 
 use std::sync::Arc;
 
@@ -149,6 +154,8 @@ pub enum Backend {
 pub struct Sut<R: Subject> {
     keys: Arc<dyn KeyStore>,
     resources: Arc<dyn Resources<R>>,
+    /// The other process's stores; the two swap before each operation.
+    other: (Arc<dyn KeyStore>, Arc<dyn Resources<R>>),
     /// Raw access to the same store, to read records the traits hide.
     raw: Raw,
     /// Per tenant (index into `ORGS`), the agent the resources are created
@@ -170,17 +177,17 @@ impl<R: Subject> Sut<R> {
     /// A store with nothing in it (but the parent agents of a nested
     /// resource, which the model does not see).
     pub async fn init(backend: &Backend) -> Self {
-        let (stores, raw) = match backend {
+        let (stores, other, raw) = match backend {
             Backend::Memory => {
                 let memory = Arc::new(MemoryStore::new(terms()));
-                (memory.stores(), Raw::Memory(memory))
+                (memory.stores(), memory.stores(), Raw::Memory(memory))
             }
             Backend::Postgres(pg) => {
                 sqlx::query("TRUNCATE agents, deployments, idempotency_keys RESTART IDENTITY")
                     .execute(pg.pool())
                     .await
                     .expect("empty the tables");
-                (pg.stores(), Raw::Postgres(pg.clone()))
+                (pg.stores(), pg.stores(), Raw::Postgres(pg.clone()))
             }
         };
         let mut parents = [None; ORGS.len()];
@@ -197,6 +204,7 @@ impl<R: Subject> Sut<R> {
         Self {
             keys: stores.keys.clone(),
             resources: R::resources(&stores),
+            other: (other.keys.clone(), R::resources(&other)),
             raw,
             parents,
             leases: Vec::new(),
@@ -225,6 +233,8 @@ impl<R: Subject> Sut<R> {
     /// Runs `op` on the store and checks its answer against `model`, the
     /// model's state after `op`.
     pub async fn apply(&mut self, model: &Model, op: &Op) {
+        std::mem::swap(&mut self.keys, &mut self.other.0);
+        std::mem::swap(&mut self.resources, &mut self.other.1);
         let now = at(model.op_at);
         let expected = model.expected.clone().expect("the model predicted an outcome");
         match (op, expected) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use idemproof_service::clock::SystemClock;
-use idemproof_service::mutants::Strategy;
+use idemproof_service::mutants::{Backend, Strategy};
 use idemproof_service::{Application, Config};
 
 use super::FaultState;
@@ -85,6 +85,13 @@ fn serve(strategy: &str) -> anyhow::Result<()> {
                     .await?
             }
             None => strategy.memory(config.terms()),
+        };
+        // The correct design keeps the replay cache it is configured with.
+        let backend = match backend {
+            Backend::Postgres(pg) if strategy == Strategy::Correct => {
+                Backend::Postgres(pg.with_replay_cache(config.replay_cache_bytes))
+            }
+            other => other,
         };
         let stores = strategy.stores(&backend, |s| s.layer(faults))?;
         let app = Application::build_with(config, stores, Arc::new(SystemClock))

@@ -42,9 +42,13 @@ use crate::metrics::{Metrics, WaitEnd};
 use crate::store::{ChangeSignal, ClaimOutcome, KeyStore, Lease, OneStep, Resource, Resources, StoreError};
 
 /// First and largest pause between polls of an in-flight key whose owner
-/// may be another process (the Postgres store cannot notify).
+/// may be another process and whose store cannot notify.
 const POLL_FIRST: Duration = Duration::from_millis(5);
 const POLL_MAX: Duration = Duration::from_millis(100);
+/// The longest a duplicate trusts a store's notification before it looks
+/// again: a notification lost with a database connection would otherwise
+/// hold it until the owner's lease or its own wait ends.
+const NOTIFY_BACKSTOP: Duration = Duration::from_secs(1);
 
 /// What [`Idempotency::begin`] found for a request.
 pub enum Begun<R> {
@@ -190,10 +194,11 @@ impl Idempotency {
             waited.get_or_insert_with(Instant::now);
             match change {
                 // Wake on the owner's change, on its lease running out (a
-                // new claim then takes the key over), or at our deadline.
+                // new claim then takes the key over), at our deadline, or
+                // at the backstop.
                 ChangeSignal::Notified(changed) => {
                     let lease_left = (lease_expires_at - now).to_std().unwrap_or(Duration::ZERO);
-                    let until = deadline.min(Instant::now() + lease_left);
+                    let until = deadline.min(Instant::now() + lease_left.min(NOTIFY_BACKSTOP));
                     let _ = tokio::time::timeout_at(until, changed).await;
                 }
                 ChangeSignal::Poll => {

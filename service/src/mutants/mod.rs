@@ -210,6 +210,13 @@ impl Strategy {
             anyhow::bail!("{self} has no Postgres form");
         }
         let store = PgStore::connect(url, max_connections, self.terms(terms), schema).await?;
+        // The libraries the broken designs stand for read the store on
+        // every replay; only the correct design keeps the replay cache.
+        let store = if self == Strategy::Correct {
+            store
+        } else {
+            store.with_replay_cache(0)
+        };
         if self == Strategy::Legacy {
             legacy::create_index(&store).await?;
         }

@@ -72,7 +72,8 @@ impl Backend {
                 let url = server.fresh_database().await.expect("create a test database");
                 let store = PgStore::connect(&url, config.database_max_connections, config.terms(), schema)
                     .await
-                    .expect("connect to the test database");
+                    .expect("connect to the test database")
+                    .with_replay_cache(config.replay_cache_bytes);
                 Fixture {
                     stores: store.stores(),
                     memory: None,

@@ -188,3 +188,53 @@ impl<R: Resource> Resources<R> for MemoryResources<R> {
         Ok(self.table.page(organization_id, parent, after, bound))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use idemproof_models::Terms;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::agent::{Agent, CreateEnvelope, NewAgent};
+    use crate::domain::deployment::{DeployEnvelope, Deployment, NewDeployment};
+    use crate::store::memory::MemoryStore;
+
+    fn agent(organization_id: i64, key: &str) -> NewAgent {
+        NewAgent {
+            organization_id,
+            user_id: 1,
+            idempotency_key: Some(key.into()),
+            spec: CreateEnvelope::from_json(&json!({"name": "Bot"})).expect("valid").spec,
+        }
+    }
+
+    /// `find` is the legacy design's lookup (`mutants/legacy.rs`): a plain
+    /// scan by key, any tenant, the first created first.
+    #[tokio::test]
+    async fn find_answers_the_lowest_id_matching_in_any_tenant() {
+        let memory = Arc::new(MemoryStore::new(Terms::default()));
+        let stores = memory.stores();
+        let now = Timestamp::UNIX_EPOCH;
+        let first = stores.agents.insert(&agent(2, "same"), now).await.expect("insert");
+        stores.agents.insert(&agent(1, "same"), now).await.expect("insert");
+        stores.agents.insert(&agent(1, "other"), now).await.expect("insert");
+        let agents = memory.table::<Agent>();
+        let found = agents.find(|a| a.idempotency_key() == Some("same"));
+        assert_eq!(found.map(|a| a.id), Some(first.id));
+        assert!(agents.find(|a| a.idempotency_key() == Some("none")).is_none());
+
+        let deployment = NewDeployment {
+            organization_id: 2,
+            agent_id: first.id,
+            user_id: 1,
+            idempotency_key: Some("d".into()),
+            spec: DeployEnvelope::from_json(&json!({"channel": "web"}))
+                .expect("valid")
+                .spec,
+        };
+        let deployed = stores.deployments.insert(&deployment, now).await.expect("insert");
+        let deployments = memory.table::<Deployment>();
+        let found = deployments.find(|d| d.idempotency_key() == Some("d"));
+        assert_eq!(found.map(|d| d.id), Some(deployed.id));
+    }
+}

@@ -6,9 +6,11 @@
 //! - a key with no record: one statement inserts the key already completed
 //!   and the resource with it (see `statements.rs`), so the common path
 //!   costs what a creation without a key costs;
-//! - replay: when that statement finds the key taken, one read of the key
-//!   joined with its resource answers a completed key (two round trips, no
-//!   write); any other record goes through the claim;
+//! - replay: a completed key this process has seen is answered from its
+//!   replay cache (`replay_cache.rs`: no round trip); otherwise, when that
+//!   statement finds the key taken, one read of the key joined with its
+//!   resource answers a completed key (two round trips, no write); any
+//!   other record goes through the claim;
 //! - claim: a plain read decides (replay, mismatch, in flight); only a free
 //!   key is written, with `INSERT ... ON CONFLICT DO UPDATE ... WHERE <row
 //!   is dead>`, so the unique scope constraint arbitrates concurrent claims;
@@ -16,10 +18,15 @@
 //!   under my token" to "completed" and whose body inserts the resource;
 //! - release: delete the row if my token still holds it.
 //!
+//! Completing and releasing notify every process's waiting duplicates at
+//! commit (`notify.rs`).
+//!
 //! The write probe behind `/readyz` truncates `readiness_probe` and
 //! inserts one row into it, in one transaction (see its migration).
 
+mod notify;
 mod queries;
+mod replay_cache;
 mod resources;
 mod statements;
 
@@ -68,6 +75,10 @@ impl Schema {
     }
 }
 
+/// The replay cache's budget per kind of resource unless
+/// [`PgStore::with_replay_cache`] says otherwise (`REPLAY_CACHE_BYTES`).
+pub const DEFAULT_REPLAY_CACHE_BYTES: usize = 64 << 20;
+
 /// How long start-up keeps retrying a database that is not up yet.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -86,6 +97,13 @@ pub struct PgStore {
     /// Store calls in flight (for `/metrics`: those not holding a
     /// connection are waiting for one).
     calls: Arc<AtomicU32>,
+    /// The replay cache's budget per kind of resource, in bytes (0: none).
+    replay_cache_bytes: usize,
+    /// This process's duplicates waiting for an in-flight key, woken by
+    /// the notification its claim's end sends (`notify.rs`).
+    waiters: Arc<notify::Waiters>,
+    /// The listening connection, open while any handle lives.
+    _listening: Arc<notify::Listening>,
 }
 
 /// One store call in flight, counted until it drops.
@@ -122,11 +140,25 @@ impl PgStore {
             }
         };
         schema.migrator().run(&pool).await?;
+        let waiters = Arc::default();
+        let listening = notify::listen(&pool, &waiters).await?;
         Ok(Self {
             pool,
             terms,
             calls: Arc::default(),
+            replay_cache_bytes: DEFAULT_REPLAY_CACHE_BYTES,
+            waiters,
+            _listening: Arc::new(listening),
         })
+    }
+
+    /// The same store whose [`Self::stores`] keep a replay cache of
+    /// `bytes` per kind of resource (0: none; `replay_cache.rs`).
+    pub fn with_replay_cache(self, bytes: usize) -> Self {
+        Self {
+            replay_cache_bytes: bytes,
+            ..self
+        }
     }
 
     /// The stores of every kind of resource over this database.
@@ -154,23 +186,9 @@ impl PgStore {
         self.terms
     }
 
-    /// The stored record of `scope`, dead or alive.
-    pub async fn record(&self, scope: &Scope) -> Result<Option<KeyRecord<i64>>, StoreError> {
-        let row: Option<queries::KeyRow> = sqlx::query_as(queries::SELECT_KEY)
-            .bind(scope.organization_id)
-            .bind(scope.user_id)
-            .bind(&scope.endpoint)
-            .bind(scope.key.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
-        row.map(queries::KeyRow::into_record).transpose()
-    }
-}
-
-#[async_trait]
-impl KeyStore for PgStore {
-    async fn claim(
+    /// [`KeyStore::claim`] but for the signal an in-flight answer carries
+    /// (always `Poll` here).
+    async fn decide_and_claim(
         &self,
         scope: &Scope,
         fingerprint: Fingerprint,
@@ -178,6 +196,7 @@ impl KeyStore for PgStore {
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
         let _call = self.call();
+
         // Read first: replays, mismatches and in-flight keys are answered
         // from a plain read. Only a key that `decide` finds free is written,
         // because even a no-op `ON CONFLICT DO UPDATE` locks the row, and a
@@ -221,6 +240,45 @@ impl KeyStore for PgStore {
         })
     }
 
+    /// The stored record of `scope`, dead or alive.
+    pub async fn record(&self, scope: &Scope) -> Result<Option<KeyRecord<i64>>, StoreError> {
+        let row: Option<queries::KeyRow> = sqlx::query_as(queries::SELECT_KEY)
+            .bind(scope.organization_id)
+            .bind(scope.user_id)
+            .bind(&scope.endpoint)
+            .bind(scope.key.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::unavailable)?;
+        row.map(queries::KeyRow::into_record).transpose()
+    }
+}
+
+#[async_trait]
+impl KeyStore for PgStore {
+    async fn claim(
+        &self,
+        scope: &Scope,
+        fingerprint: Fingerprint,
+        token: LeaseToken,
+        now: Timestamp,
+    ) -> Result<ClaimOutcome, StoreError> {
+        // Registered before the read (`notify.rs` says why).
+        let tag = notify::tag(scope);
+        let changed = self.waiters.register(&tag);
+        match self.decide_and_claim(scope, fingerprint, token, now).await {
+            Ok(ClaimOutcome::InFlight { lease_expires_at, .. }) => Ok(ClaimOutcome::InFlight {
+                lease_expires_at,
+                change: ChangeSignal::Notified(changed),
+            }),
+            other => {
+                drop(changed);
+                self.waiters.forget(&tag);
+                other
+            }
+        }
+    }
+
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         let _call = self.call();
         sqlx::query(queries::RELEASE)
@@ -229,6 +287,7 @@ impl KeyStore for PgStore {
             .bind(&lease.scope.endpoint)
             .bind(lease.scope.key.as_str())
             .bind(lease.token.0)
+            .bind(notify::tag(&lease.scope))
             .execute(&self.pool)
             .await
             .map_err(StoreError::unavailable)?;

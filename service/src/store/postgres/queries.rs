@@ -42,12 +42,14 @@ SELECT fingerprint, lease_token, lease_expires_at, resource_id, created_at, expi
   FROM idempotency_keys
  WHERE organization_id = $1 AND user_id = $2 AND endpoint = $3 AND key = $4";
 
-/// Deletes a claim still held by the given token. Binds: org, user,
-/// endpoint, key, token.
+/// Deletes a claim still held by the given token, and if it did, notifies
+/// the key's waiters (`notify.rs`) at commit. Binds: org, user, endpoint,
+/// key, token, the key's notification tag.
 pub(super) const RELEASE: &str = "
 DELETE FROM idempotency_keys
  WHERE organization_id = $1 AND user_id = $2 AND endpoint = $3 AND key = $4
-   AND lease_token = $5";
+   AND lease_token = $5
+RETURNING pg_notify('idemproof_keys', $6)";
 
 /// Deletes up to $2 rows dead at $1, oldest expiry first, walking the
 /// `expires_at` index; rows locked by a concurrent claim are skipped. Rows

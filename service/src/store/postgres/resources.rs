@@ -8,6 +8,7 @@ use idemproof_models::{Decision, Fingerprint, KeyRecord, KeyState, Scope, Timest
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
+use super::replay_cache::ReplayCache;
 use super::statements::Statements;
 use super::{PgStore, corrupt};
 use crate::store::{Lease, Listed, OneStep, PageBound, Resource, Resources, StoreError};
@@ -17,12 +18,15 @@ pub(super) struct PgResources<R> {
     store: PgStore,
     /// `R`'s statements, composed once.
     sql: Arc<Statements>,
+    /// The completed keys seen here, replayed without a round trip.
+    cache: ReplayCache<R>,
     rows: PhantomData<fn() -> R>,
 }
 
 impl<R: Resource> PgResources<R> {
     pub(super) fn new(store: PgStore) -> Self {
         Self {
+            cache: ReplayCache::new(store.replay_cache_bytes),
             store,
             sql: Arc::new(Statements::of::<R>()),
             rows: PhantomData,
@@ -82,7 +86,11 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         new: &R::New,
         now: Timestamp,
     ) -> Result<OneStep<R>, StoreError> {
+        if let Some(resource) = self.cache.replay(scope, &fingerprint, now) {
+            return Ok(OneStep::Replayed(resource));
+        }
         let _call = self.store.call();
+        let expires_at = now + self.store.terms.ttl;
         let created = R::bind(new, now, sqlx::query_as(&self.sql.one_step))
             .bind(scope.organization_id)
             .bind(scope.user_id)
@@ -90,11 +98,12 @@ impl<R: Resource> Resources<R> for PgResources<R> {
             .bind(scope.key.as_str())
             .bind(&fingerprint.0[..])
             .bind(now)
-            .bind(now + self.store.terms.ttl)
+            .bind(expires_at)
             .fetch_optional(&self.store.pool)
             .await
             .map_err(StoreError::unavailable)?;
         if let Some(created) = created {
+            self.cache.completed(scope, fingerprint, &created, now, expires_at);
             return Ok(OneStep::Created(created));
         }
         // The key has a record. A completed one is replayed from one read
@@ -119,7 +128,11 @@ impl<R: Resource> Resources<R> for PgResources<R> {
             expires_at: row.expires_at,
         };
         Ok(match decide(Some(&record), &fingerprint, now) {
-            Decision::Replay(_) => OneStep::Replayed(row.resource),
+            Decision::Replay(_) => {
+                self.cache
+                    .completed(scope, fingerprint, &row.resource, row.created_at, row.expires_at);
+                OneStep::Replayed(row.resource)
+            }
             _ => OneStep::Taken,
         })
     }
@@ -132,6 +145,7 @@ impl<R: Resource> Resources<R> for PgResources<R> {
             .bind(&lease.scope.endpoint)
             .bind(lease.scope.key.as_str())
             .bind(lease.token.0)
+            .bind(super::notify::tag(&lease.scope))
             .fetch_optional(&self.store.pool)
             .await
             .map_err(StoreError::unavailable)?

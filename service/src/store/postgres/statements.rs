@@ -14,7 +14,7 @@
 //!   under my token" to "completed" with a fresh id, and the resource is
 //!   inserted with that id only if the CTE matched, so the resource exists
 //!   if and only if the key completed, and a claim that was taken over
-//!   inserts nothing.
+//!   inserts nothing (and notifies no one).
 //!
 //! Any resource whose row can be written by one `INSERT` gets both.
 //!
@@ -37,8 +37,9 @@ pub(super) struct Statements {
     /// A completed key's record with the resource it points at: a replay in
     /// one read. Binds: org, user, endpoint, key.
     pub replay: String,
-    /// The resource's insert completing a claim. Binds: the resource's
-    /// columns, then org, user, endpoint, key, token.
+    /// The resource's insert completing a claim, notifying the key's
+    /// waiters at commit (`notify.rs`). Binds: the resource's columns,
+    /// then org, user, endpoint, key, token, the key's notification tag.
     pub completing: String,
     /// One resource of one tenant. Binds: org, id.
     pub get: String,
@@ -74,7 +75,7 @@ impl Statements {
            lease_expires_at = NULL
      WHERE organization_id = ${keys} AND user_id = ${} AND endpoint = ${} AND key = ${}
        AND lease_token = ${}
- RETURNING resource_id
+ RETURNING resource_id, pg_notify('{channel}', ${})
 )
 INSERT INTO {table} (id, {columns})
 SELECT resource_id, {values} FROM completed
@@ -82,7 +83,9 @@ RETURNING *",
                 keys + 1,
                 keys + 2,
                 keys + 3,
-                keys + 4
+                keys + 4,
+                keys + 5,
+                channel = super::notify::CHANNEL,
             ),
             get: format!("SELECT * FROM {table} WHERE organization_id = $1 AND id = $2"),
             list: list_sql::<R>(),
@@ -191,7 +194,7 @@ mod tests {
         ] {
             assert_eq!(placeholders(&s.insert), (1..=columns).collect::<Vec<_>>());
             assert_eq!(placeholders(&s.one_step), (1..=columns + 7).collect::<Vec<_>>());
-            assert_eq!(placeholders(&s.completing), (1..=columns + 5).collect::<Vec<_>>());
+            assert_eq!(placeholders(&s.completing), (1..=columns + 6).collect::<Vec<_>>());
             assert_eq!(placeholders(&s.replay), [1, 2, 3, 4]);
         }
         assert_eq!(placeholders(&Statements::of::<Agent>().list), [1, 2, 3, 4]);
