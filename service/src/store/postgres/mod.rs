@@ -141,7 +141,7 @@ impl PgStore {
         };
         schema.migrator().run(&pool).await?;
         let waiters = Arc::default();
-        let listening = notify::listen(&pool, &waiters).await?;
+        let listening = notify::listen(&options, &waiters).await?;
         Ok(Self {
             pool,
             terms,

@@ -20,8 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use idemproof_models::Scope;
-use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -97,10 +96,20 @@ impl Drop for Listening {
     }
 }
 
-/// Starts listening on `pool`'s database for `waiters` (returns once the
-/// `LISTEN` is in place, so every later claim is covered).
-pub(super) async fn listen(pool: &PgPool, waiters: &Arc<Waiters>) -> Result<Listening, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+/// Starts listening on the database of `options` for `waiters`, on a
+/// connection of its own (not one of the pool's, which would hold a slot
+/// forever); returns once the `LISTEN` is in place, so that every later
+/// claim is covered.
+pub(super) async fn listen(options: &PgConnectOptions, waiters: &Arc<Waiters>) -> Result<Listening, sqlx::Error> {
+    // A pool of one, for its reconnection: the listener opens the
+    // connection again through it when it is lost.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&own).await?;
     listener.listen(CHANNEL).await?;
     let waiters: Weak<Waiters> = Arc::downgrade(waiters);
     Ok(Listening(tokio::spawn(async move {
