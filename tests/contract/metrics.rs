@@ -1,6 +1,7 @@
 //! `/metrics` for operators: what a scrape holds after known traffic
 //! (latency per route and status, requests in flight, a duplicate's wait,
-//! the reaper's progress, the pool on Postgres), and that the scrape
+//! the reaper's progress, the pool on Postgres, creations refused at the
+//! gate by why), and that the scrape
 //! passes `promtool check metrics` (Prometheus' own lint).
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::lifecycle::claim_like_an_original;
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::Stores =>
         metrics_answer_operators_and_pass_promtool,
+        a_creation_refused_at_the_gate_counts_by_why,
         the_reaper_reports_its_progress,
     ]
 }
@@ -67,12 +69,6 @@ async fn metrics_answer_operators_and_pass_promtool(backend: Backend) {
     // 200 ms, then gets 409.
     let (_lease, _new) = claim_like_an_original(&app, "held", &body).await;
     assert_eq!(app.create(1, 1, Some("held"), &body).await.status, StatusCode::CONFLICT);
-    // Refused at the gate (no token): a creation, and a read.
-    let agents_url = format!("{}/api/v1/agents?organization_id=1", app.base);
-    let refused = app.send(app.client.post(&agents_url).json(&body)).await;
-    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
-    let refused = app.send(app.client.get(&agents_url)).await;
-    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
     let text = scrape(&app).await;
     if let Err(complaints) = promtool(text.clone()).await {
@@ -101,10 +97,6 @@ async fn metrics_answer_operators_and_pass_promtool(backend: Backend) {
         "{text}"
     );
     assert_eq!(sample(&text, "idemproof_http_requests_in_flight"), Some(0.0), "{text}");
-    // Creation outcomes: the gate's refusal of a creation counts among
-    // them (its refused read does not).
-    let outcome = |o: &str| sample(&text, &format!(r#"idemproof_create_requests_total{{outcome="{o}"}}"#));
-    assert_eq!(outcome("invalid"), Some(1.0), "{text}");
     // The duplicate's wait, by how it ended.
     assert_eq!(
         sample(&text, r#"idemproof_duplicate_wait_seconds_count{result="gave_up"}"#),
@@ -128,6 +120,38 @@ async fn metrics_answer_operators_and_pass_promtool(backend: Backend) {
     // The lint is not vacuous: it refuses a counter without `_total`.
     let broken = "# HELP requests Requests.\n# TYPE requests counter\nrequests 1\n".to_owned();
     assert!(promtool(broken).await.is_err(), "promtool lints what it reads");
+}
+
+/// The creation outcomes of the gate's refusals: over the rate limit,
+/// and without a token (a read refused there counts as no creation).
+async fn a_creation_refused_at_the_gate_counts_by_why(backend: Backend) {
+    // One request a minute after a burst of one: the refill cannot
+    // interfere however slow the machine.
+    let app = TestApp::spawn(&backend, |c| {
+        c.rate_limit_per_org = 1;
+        c.rate_limit_burst = 1;
+    })
+    .await;
+    let body = json!({"name": "Bot"});
+    assert_eq!(app.create(1, 1, None, &body).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.create(1, 1, None, &body).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let anonymous = format!("{}/api/v1/agents?organization_id=2", app.base);
+    assert_eq!(
+        app.send(app.client.post(&anonymous).json(&body)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.send(app.client.get(&anonymous)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let text = scrape(&app).await;
+    let outcome = |o: &str| sample(&text, &format!(r#"idemproof_create_requests_total{{outcome="{o}"}}"#));
+    assert_eq!(outcome("created"), Some(1.0), "{text}");
+    assert_eq!(outcome("rate_limited"), Some(1.0), "{text}");
+    assert_eq!(outcome("invalid"), Some(1.0), "{text}");
 }
 
 async fn the_reaper_reports_its_progress(backend: Backend) {
