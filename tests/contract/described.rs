@@ -4,7 +4,9 @@
 //! property the schema requires is there. schemathesis checks answers
 //! against the schemas too, but an emptied schema (`{}`) accepts
 //! anything; here a schema that says nothing of a field is a failure.
-//! The document does not depend on the store, so this runs in memory.
+//! And the other way round: what the document's patterns allow in a
+//! request is what the service accepts. The document does not depend on
+//! the store, so this runs in memory.
 
 use idemproof_testkit::app::{Backend, READER, Reply, TestApp};
 use idemproof_testkit::cases;
@@ -12,7 +14,10 @@ use idemproof_testkit::runner::{Backends, Case};
 use serde_json::{Value, json};
 
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
-    cases![Backends::MemoryOnly => every_answer_is_described_field_by_field]
+    cases![Backends::MemoryOnly =>
+        every_answer_is_described_field_by_field,
+        the_published_key_pattern_is_the_one_the_service_applies,
+    ]
 }
 
 async fn every_answer_is_described_field_by_field(backend: Backend) {
@@ -235,5 +240,50 @@ fn described(document: &Value, schema: &Value, value: &Value, at: &str) -> Resul
                 .try_for_each(|(i, element)| described(document, item, element, &format!("{at}[{i}]")))
         }
         _ => Ok(()),
+    }
+}
+
+/// The body's `idempotency_key` pattern, read from the served document,
+/// accepts exactly the keys the service accepts there.
+async fn the_published_key_pattern_is_the_one_the_service_applies(backend: Backend) {
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    let document: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .expect("GET /openapi.json")
+        .json()
+        .await
+        .expect("the document is JSON");
+    let body = resolve(&document, &document["components"]["schemas"]["CreateAgentBody"]);
+    let pattern = body["properties"]["idempotency_key"]["pattern"]
+        .as_str()
+        .expect("the body's key has a pattern");
+    let pattern = regex::Regex::new(pattern).expect("the pattern is a regex");
+    let keys = [
+        "k".to_owned(),
+        "~!#-key_1".to_owned(),
+        "x".repeat(255),
+        "x".repeat(256),
+        "a b".to_owned(),
+        "tab\tbed".to_owned(),
+        "é".to_owned(),
+        "\u{7f}".to_owned(),
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        let reply = app
+            .create(1, 1, None, &json!({"name": "Bot", "idempotency_key": key}))
+            .await;
+        let accepted = reply.status.is_success();
+        assert!(accepted || reply.status.is_client_error(), "{key:?}: {reply:?}");
+        assert_eq!(
+            pattern.is_match(key),
+            accepted,
+            "key {i} ({} chars): the document says {}, the service answered {}",
+            key.chars().count(),
+            if pattern.is_match(key) { "valid" } else { "invalid" },
+            reply.status
+        );
     }
 }
