@@ -56,6 +56,12 @@ async fn bad_requests_get_problem_responses_and_write_nothing(backend: Backend) 
             "invalid_organization_id",
         ),
         raw(
+            "organization_id=0",
+            json!({"name": "x"}),
+            S::BAD_REQUEST,
+            "invalid_organization_id",
+        ),
+        raw(
             "organization_id=99999999999999999999",
             json!({"name": "x"}),
             S::BAD_REQUEST,
