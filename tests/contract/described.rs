@@ -22,15 +22,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
 
 async fn every_answer_is_described_field_by_field(backend: Backend) {
     let app = TestApp::spawn(&backend, |_| {}).await;
-    let document: Value = app
-        .client
-        .get(format!("{}/openapi.json", app.base))
-        .send()
-        .await
-        .expect("GET /openapi.json")
-        .json()
-        .await
-        .expect("the document is JSON");
+    let document = document(&app).await;
     let get = |path: String| {
         app.client
             .get(format!("{}{path}", app.base))
@@ -128,6 +120,18 @@ async fn every_answer_is_described_field_by_field(backend: Backend) {
         [200, 201, 400, 401, 404, 422],
         "the answers cover the kinds of response"
     );
+}
+
+/// The published document.
+async fn document(app: &TestApp) -> Value {
+    app.client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .expect("GET /openapi.json")
+        .json()
+        .await
+        .expect("the document is JSON")
 }
 
 /// The schema of the `status` answer of `method path`.
@@ -247,15 +251,7 @@ fn described(document: &Value, schema: &Value, value: &Value, at: &str) -> Resul
 /// accepts exactly the keys the service accepts there.
 async fn the_published_key_pattern_is_the_one_the_service_applies(backend: Backend) {
     let app = TestApp::spawn(&backend, |_| {}).await;
-    let document: Value = app
-        .client
-        .get(format!("{}/openapi.json", app.base))
-        .send()
-        .await
-        .expect("GET /openapi.json")
-        .json()
-        .await
-        .expect("the document is JSON");
+    let document = document(&app).await;
     let body = resolve(&document, &document["components"]["schemas"]["CreateAgentBody"]);
     let pattern = body["properties"]["idempotency_key"]["pattern"]
         .as_str()
