@@ -109,8 +109,7 @@ pub fn fit_connection_cap(wanted: usize) -> usize {
             return wanted;
         }
     };
-    let room = limit.saturating_sub(RESERVED_FDS + (OVERFLOW_CONNECTIONS + LINGERING_CONNECTIONS) as u64);
-    let fitted = usize::try_from(room).unwrap_or(usize::MAX).min(wanted).max(1);
+    let fitted = fitting(limit, wanted);
     if fitted < wanted {
         tracing::warn!(
             open_file_limit = limit,
@@ -119,6 +118,14 @@ pub fn fit_connection_cap(wanted: usize) -> usize {
         );
     }
     fitted
+}
+
+/// At most `wanted` connections, and no more than fit under an open-file
+/// limit of `limit` beside the reserved descriptors and the overflow and
+/// lingering connections; at least one.
+fn fitting(limit: u64, wanted: usize) -> usize {
+    let room = limit.saturating_sub(RESERVED_FDS + (OVERFLOW_CONNECTIONS + LINGERING_CONNECTIONS) as u64);
+    usize::try_from(room).unwrap_or(usize::MAX).min(wanted).max(1)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains
@@ -351,4 +358,20 @@ fn is_connection_error(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_fits_the_open_file_limit() {
+        let others = RESERVED_FDS as usize + OVERFLOW_CONNECTIONS + LINGERING_CONNECTIONS;
+        // A small limit: the cap and everything else use it exactly.
+        assert_eq!(fitting(1024, 10_000) + others, 1024);
+        // A large one leaves the cap as wanted.
+        assert_eq!(fitting(1 << 20, 10_000), 10_000);
+        // Too small for anything: one connection still.
+        assert_eq!(fitting(10, 10_000), 1);
+    }
 }
