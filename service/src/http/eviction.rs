@@ -145,6 +145,7 @@ mod tests {
         let oldest = registry.open();
         std::thread::sleep(std::time::Duration::from_millis(5));
         let newer = registry.open();
+        assert_eq!(registry.len(), 2);
         let busy = registry.busy(&oldest);
         assert!(registry.evict_longest_idle(), "the newer one is idle");
         assert!(newer.evicted.load(Ordering::Relaxed));
@@ -153,6 +154,8 @@ mod tests {
         assert!(registry.evict_longest_idle(), "idle again once its request finished");
         assert!(!registry.evict_longest_idle(), "nobody is chosen twice");
         registry.close(&oldest);
+        assert_eq!(registry.len(), 1, "an evicted connection counts until it closes");
+        assert!(!registry.is_empty());
         registry.close(&newer);
         assert!(registry.is_empty());
     }
