@@ -264,6 +264,19 @@ mod tests {
             seen.probe_write(Timestamp::UNIX_EPOCH, Duration::ZERO).await,
             Probe::Failed
         );
+        let lease = Lease {
+            scope: Scope {
+                organization_id: 1,
+                user_id: 1,
+                endpoint: "POST /things".into(),
+                key: idemproof_models::IdempotencyKey::parse("k").expect("key"),
+            },
+            token: LeaseToken::random(),
+        };
+        assert!(
+            matches!(seen.release(&lease).await, Err(StoreError::LeaseLost)),
+            "a release reaches the store"
+        );
     }
 
     #[tokio::test]
