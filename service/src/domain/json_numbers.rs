@@ -184,6 +184,21 @@ mod tests {
     }
 
     #[test]
+    fn each_reason_names_what_would_change() {
+        let reason = |literal| why_inexact(literal).unwrap_or("exact");
+        assert_eq!(reason("1e400"), "is too large for a 64-bit float");
+        assert_eq!(reason("-1.5E309"), "is too large for a 64-bit float");
+        assert_eq!(reason("1e-400"), "is too close to zero for a 64-bit float");
+        assert_eq!(reason("4.9e-324"), "is too close to zero for a 64-bit float");
+        assert_eq!(reason("18446744073709551616"), "is an integer beyond 64 bits");
+        assert_eq!(
+            reason("0.1000000000000000000001"),
+            "has more significant digits than a 64-bit float holds (17)"
+        );
+        assert_eq!(reason("1.7976931348623157e308"), "exact");
+    }
+
+    #[test]
     fn digits_inside_strings_and_keys_are_not_numbers() {
         let json = r#"{"99999999999999999999": "18446744073709551616", "k": ["\"", "\\", 1]}"#;
         assert_eq!(scan(json), Vec::<(String, String)>::new());

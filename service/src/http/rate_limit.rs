@@ -76,4 +76,21 @@ mod tests {
         assert_eq!(limiter.check(2), Ok(()), "another organisation has its own quota");
         assert_eq!(limiter.tracked(), 2);
     }
+
+    #[test]
+    fn pruning_forgets_organisations_back_to_a_full_bucket_only() {
+        // 1000 per second in bursts of one: a bucket is full again 1 ms
+        // after its one request; a bucket with no token left is not.
+        let limiter = OrgRateLimiter::new(1000, 1).expect("on");
+        assert_eq!(limiter.check(1), Ok(()));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(limiter.check(2), Ok(()));
+        assert_eq!(limiter.tracked(), 2);
+        limiter.prune();
+        assert_eq!(
+            limiter.tracked(),
+            1,
+            "organisation 1 is idle again, organisation 2 is not"
+        );
+    }
 }
