@@ -7,7 +7,7 @@
 # rebuilds and retests once per mutant.
 #
 #   bash scripts/mutation.sh            # models and idempotency
-#   bash scripts/mutation.sh models     # one part: models | idempotency | service
+#   bash scripts/mutation.sh models     # one part: models | idempotency | service | postgres
 #   MUTATION_SHARD=4/30 bash scripts/mutation.sh service   # one shard of it
 #   MUTATION_IN_PLACE=1 bash scripts/mutation.sh idempotency
 #
@@ -36,6 +36,10 @@
 #   (MUTATION_SHARD=k/n, each a uniform sample), one output per shard.
 #   schemathesis generates 30 examples per operation here, not CI's 150
 #   (IDEMPROOF_SCHEMATHESIS_EXAMPLES overrides): 5 s per mutant, not 21.
+# - service/src/store/postgres/: its unit tests, the contract suite and
+#   the store state machine, each on Postgres (plain schema): the SQL,
+#   the row mapping, the replay cache and the notifications only show
+#   against a real server. Docker, so not in the default parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -88,8 +92,31 @@ for part in "$@"; do
         --cargo-test-arg=--lib --cargo-test-arg=--test=contract \
         --baseline=skip --timeout 150 --build-timeout 600
       ;;
+    postgres)
+      # service/src/store/postgres/: its unit tests, and the contract suite
+      # and the store state machine on the plain schema (`postgres::`; the
+      # partitioned schema runs the same code over other DDL). Needs Docker
+      # and the local image: bash scripts/docker-up.sh &&
+      # bash scripts/postgres-image.sh, then
+      # IDEMPROOF_PG_IMAGE=idemproof/postgres:15-bookworm.
+      : "${IDEMPROOF_PG_IMAGE:?the postgres part needs Docker and IDEMPROOF_PG_IMAGE (see above)}"
+      export IDEMPROOF_SCHEMATHESIS_EXAMPLES="${IDEMPROOF_SCHEMATHESIS_EXAMPLES:-30}"
+      shard=()
+      name=postgres
+      if [ -n "${MUTATION_SHARD:-}" ]; then
+        shard=(--shard "$MUTATION_SHARD" --sharding round-robin)
+        name="postgres-${MUTATION_SHARD%/*}-of-${MUTATION_SHARD#*/}"
+      fi
+      tests=(--lib --test=contract --test=store_model)
+      cargo test --package idemproof-service --package idemproof "${tests[@]}" -- postgres::
+      cargo mutants --package idemproof-service --file 'service/src/store/postgres/**' \
+        "${shard[@]}" "${where[@]}" --output "$out/$name" \
+        --test-package idemproof-service --test-package idemproof \
+        "${tests[@]/#/--cargo-test-arg=}" \
+        --baseline=skip --timeout 300 --build-timeout 600 -- postgres::
+      ;;
     *)
-      echo "unknown part: $part (models | idempotency | service)" >&2
+      echo "unknown part: $part (models | idempotency | service | postgres)" >&2
       exit 2
       ;;
   esac

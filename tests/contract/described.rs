@@ -112,7 +112,29 @@ async fn every_answer_is_described_field_by_field(backend: Backend) {
         if let Err(why) = described(&document, schema, &reply.body, "") {
             panic!("{method} {path} {}: {why}\nanswer: {}", reply.status, reply.body);
         }
+        for (name, value) in required_headers(&document, method, path, reply.status.as_u16()) {
+            let sent = reply
+                .header(&name)
+                .unwrap_or_else(|| panic!("{method} {path} {}: no {name} header", reply.status));
+            if let Some(pattern) = value["pattern"].as_str() {
+                let pattern = regex::Regex::new(pattern).expect("the pattern is a regex");
+                assert!(
+                    pattern.is_match(sent),
+                    "{method} {path}: {name} {sent:?} is not {pattern}"
+                );
+            }
+        }
     }
+    // The headers a creation is published with, which the loop above
+    // checked against real answers.
+    let created_headers: Vec<String> = required_headers(&document, "post", "/api/v1/agents", 201)
+        .into_iter()
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .collect();
+    assert!(
+        created_headers.iter().any(|name| name == "location"),
+        "{created_headers:?}"
+    );
     // Successes, replays, problems with and without field errors, a 401
     // and a 404: not just the happy path.
     assert_eq!(
@@ -142,6 +164,24 @@ fn response_schema<'a>(document: &'a Value, method: &str, path: &str, status: u1
     );
     let content = response["content"].as_object()?;
     content.values().next().map(|media| &media["schema"])
+}
+
+/// The headers the `status` answer of `method path` is published with
+/// as required, with their (resolved) schemas.
+fn required_headers(document: &Value, method: &str, path: &str, status: u16) -> Vec<(String, Value)> {
+    let response = resolve(
+        document,
+        &document["paths"][path][method]["responses"][status.to_string()],
+    );
+    let Some(headers) = response["headers"].as_object() else {
+        return Vec::new();
+    };
+    headers
+        .iter()
+        .map(|(name, header)| (name, resolve(document, header)))
+        .filter(|(_, header)| header["required"] == json!(true))
+        .map(|(name, header)| (name.clone(), resolve(document, &header["schema"]).clone()))
+        .collect()
 }
 
 /// `schema` itself, or what its `$ref` names.

@@ -14,6 +14,7 @@ mod creation;
 mod deployments;
 mod described;
 mod lifecycle;
+mod lost_sessions;
 mod metrics;
 mod openapi;
 mod postgres_only;
@@ -31,5 +32,6 @@ fn main() -> std::process::ExitCode {
     cases.extend(described::cases());
     cases.extend(metrics::cases());
     cases.extend(postgres_only::cases());
+    cases.extend(lost_sessions::cases());
     idemproof_testkit::runner::run(cases)
 }

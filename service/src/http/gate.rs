@@ -115,6 +115,15 @@ fn whole_seconds(wait: Duration) -> u64 {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_body_of_exactly_the_limit_is_read_one_byte_more_is_not() {
+        let read = |len: usize| read_body(Body::from(vec![b'x'; len]), 10, Duration::from_secs(5));
+        let whole = read(10).await.expect("the limit itself is allowed");
+        let bytes = axum::body::to_bytes(whole, 10).await.expect("in memory");
+        assert_eq!(bytes.len(), 10);
+        assert!(matches!(read(11).await, Err(ApiError::PayloadTooLarge(10))));
+    }
+
     #[test]
     fn retry_after_rounds_up() {
         assert_eq!(whole_seconds(Duration::from_millis(1)), 1);

@@ -21,15 +21,21 @@
 //! Completing and releasing notify every process's waiting duplicates at
 //! commit (`notify.rs`).
 //!
+//! A connection is tested before use only when it may be dead
+//! (`health.rs`), not on every checkout as sqlx would: one round trip
+//! less per statement.
+//!
 //! The write probe behind `/readyz` truncates `readiness_probe` and
 //! inserts one row into it, in one transaction (see its migration).
 
+mod health;
 mod notify;
 mod queries;
 mod replay_cache;
 mod resources;
 mod statements;
 
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -37,9 +43,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use idemproof_models::{Decision, Fingerprint, KeyRecord, KeyState, LeaseToken, Scope, Terms, Timestamp, decide};
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 
 use self::resources::PgResources;
 pub use self::statements::one_step_sql;
@@ -86,6 +92,11 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 /// under us (released or reaped between the upsert and the read).
 const CLAIM_ATTEMPTS: usize = 4;
 
+/// Runs of a statement that writes nothing when its connection turns out
+/// dead (`health.rs`): the first failure marks every idle connection for
+/// a test, so the second run finds a live one unless the server is down.
+const READ_ATTEMPTS: usize = 3;
+
 /// The key store over a Postgres pool, and the handle every resource
 /// store of the same database shares.
 #[derive(Clone)]
@@ -104,6 +115,9 @@ pub struct PgStore {
     waiters: Arc<notify::Waiters>,
     /// The listening connection, open while any handle lives.
     _listening: Arc<notify::Listening>,
+    /// When the server was last seen dropping sessions: which pooled
+    /// connections to test before use (`health.rs`).
+    losses: Arc<health::SessionLosses>,
 }
 
 /// One store call in flight, counted until it drops.
@@ -125,9 +139,21 @@ impl PgStore {
         // Postgres caps timeouts at INT_MAX milliseconds (about 24 days).
         let lease_ms = terms.lease.num_milliseconds().clamp(1, i64::from(i32::MAX));
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", lease_ms.to_string())]);
+        let losses = Arc::new(health::SessionLosses::default());
+        let suspicious = Arc::clone(&losses);
         let pool_options = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5));
+            .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                let test = suspicious.must_test(meta.idle_for);
+                Box::pin(async move {
+                    if test {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            });
         let started = tokio::time::Instant::now();
         let pool = loop {
             match pool_options.clone().connect_with(options.clone()).await {
@@ -141,7 +167,7 @@ impl PgStore {
         };
         schema.migrator().run(&pool).await?;
         let waiters = Arc::default();
-        let listening = notify::listen(&options, &waiters).await?;
+        let listening = notify::listen(&options, &waiters, &losses).await?;
         Ok(Self {
             pool,
             terms,
@@ -149,6 +175,7 @@ impl PgStore {
             replay_cache_bytes: DEFAULT_REPLAY_CACHE_BYTES,
             waiters,
             _listening: Arc::new(listening),
+            losses,
         })
     }
 
@@ -174,6 +201,34 @@ impl PgStore {
     pub(super) fn call(&self) -> Call {
         self.calls.fetch_add(1, Ordering::Relaxed);
         Call(self.calls.clone())
+    }
+
+    /// Runs `statement`, which writes nothing, up to [`READ_ATTEMPTS`]
+    /// times while its connection turns out dead.
+    pub(super) async fn read<T, F, Fut>(&self, statement: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let mut attempts = 1;
+        loop {
+            match statement().await {
+                Err(e) if health::retryable(&e) && attempts < READ_ATTEMPTS => {
+                    self.losses.heard();
+                    attempts += 1;
+                }
+                other => return other.map_err(|e| self.failed(e)),
+            }
+        }
+    }
+
+    /// The store's error for a failed statement; a dead connection also
+    /// marks every idle one for a test (`health.rs`).
+    pub(super) fn failed(&self, e: sqlx::Error) -> StoreError {
+        if health::retryable(&e) {
+            self.losses.heard();
+        }
+        StoreError::unavailable(e)
     }
 
     /// The pool, for tests and the harness's direct checks.
@@ -227,7 +282,7 @@ impl PgStore {
                 .bind(record.expires_at)
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(StoreError::unavailable)?;
+                .map_err(|e| self.failed(e))?;
             if claimed.is_some() {
                 return Ok(ClaimOutcome::Acquired);
             }
@@ -242,14 +297,16 @@ impl PgStore {
 
     /// The stored record of `scope`, dead or alive.
     pub async fn record(&self, scope: &Scope) -> Result<Option<KeyRecord<i64>>, StoreError> {
-        let row: Option<queries::KeyRow> = sqlx::query_as(queries::SELECT_KEY)
-            .bind(scope.organization_id)
-            .bind(scope.user_id)
-            .bind(&scope.endpoint)
-            .bind(scope.key.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
+        let row: Option<queries::KeyRow> = self
+            .read(|| {
+                sqlx::query_as(queries::SELECT_KEY)
+                    .bind(scope.organization_id)
+                    .bind(scope.user_id)
+                    .bind(&scope.endpoint)
+                    .bind(scope.key.as_str())
+                    .fetch_optional(&self.pool)
+            })
+            .await?;
         row.map(queries::KeyRow::into_record).transpose()
     }
 }
@@ -290,7 +347,7 @@ impl KeyStore for PgStore {
             .bind(notify::tag(&lease.scope))
             .execute(&self.pool)
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
@@ -301,17 +358,15 @@ impl KeyStore for PgStore {
             .bind(i64::from(limit))
             .execute(&self.pool)
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         let _call = self.call();
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        self.read(|| sqlx::query("SELECT 1").execute(&self.pool))
             .await
             .map(drop)
-            .map_err(StoreError::unavailable)
     }
 
     async fn probe_write(&self, _now: Timestamp, patience: Duration) -> Probe {
@@ -340,6 +395,7 @@ impl KeyStore for PgStore {
         match tokio::time::timeout(patience, write).await {
             Ok(Ok(_)) => Probe::Wrote,
             Ok(Err(e)) => {
+                let e = self.failed(e);
                 tracing::warn!(error = %e, "readiness probe: the write failed");
                 Probe::Failed
             }

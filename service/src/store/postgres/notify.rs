@@ -24,6 +24,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::health::SessionLosses;
+
 /// The channel every store notifies and listens on.
 pub(super) const CHANNEL: &str = "idemproof_keys";
 
@@ -100,7 +102,11 @@ impl Drop for Listening {
 /// connection of its own (not one of the pool's, which would hold a slot
 /// forever); returns once the `LISTEN` is in place, so that every later
 /// claim is covered.
-pub(super) async fn listen(options: &PgConnectOptions, waiters: &Arc<Waiters>) -> Result<Listening, sqlx::Error> {
+pub(super) async fn listen(
+    options: &PgConnectOptions,
+    waiters: &Arc<Waiters>,
+    losses: &Arc<SessionLosses>,
+) -> Result<Listening, sqlx::Error> {
     // A pool of one, for its reconnection: the listener opens the
     // connection again through it when it is lost.
     let own = PgPoolOptions::new()
@@ -112,6 +118,7 @@ pub(super) async fn listen(options: &PgConnectOptions, waiters: &Arc<Waiters>) -
     let mut listener = PgListener::connect_with(&own).await?;
     listener.listen(CHANNEL).await?;
     let waiters: Weak<Waiters> = Arc::downgrade(waiters);
+    let losses = Arc::clone(losses);
     Ok(Listening(tokio::spawn(async move {
         loop {
             let received = listener.try_recv().await;
@@ -122,10 +129,15 @@ pub(super) async fn listen(options: &PgConnectOptions, waiters: &Arc<Waiters>) -
                 Ok(Some(notification)) => waiters.wake(notification.payload()),
                 // The connection was lost (it is opened again, and the
                 // channel listened to, on the next call): anything may
-                // have been missed.
-                Ok(None) => waiters.wake_all(),
+                // have been missed. The server dropped a session of ours,
+                // so others may be dead too (`health.rs`).
+                Ok(None) => {
+                    losses.heard();
+                    waiters.wake_all();
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "the key notification listener failed; retrying");
+                    losses.heard();
                     waiters.wake_all();
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }

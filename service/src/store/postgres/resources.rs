@@ -76,7 +76,7 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         R::bind(new, now, sqlx::query_as(&self.sql.insert))
             .fetch_one(&self.store.pool)
             .await
-            .map_err(StoreError::unavailable)
+            .map_err(|e| self.store.failed(e))
     }
 
     async fn insert_one_step(
@@ -101,21 +101,24 @@ impl<R: Resource> Resources<R> for PgResources<R> {
             .bind(expires_at)
             .fetch_optional(&self.store.pool)
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(|e| self.store.failed(e))?;
         if let Some(created) = created {
             self.cache.completed(scope, fingerprint, &created, now, expires_at);
             return Ok(OneStep::Created(created));
         }
         // The key has a record. A completed one is replayed from one read
         // of the key and its resource; anything else goes through `claim`.
-        let completed: Option<Completed<R>> = sqlx::query_as(&self.sql.replay)
-            .bind(scope.organization_id)
-            .bind(scope.user_id)
-            .bind(&scope.endpoint)
-            .bind(scope.key.as_str())
-            .fetch_optional(&self.store.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
+        let completed: Option<Completed<R>> = self
+            .store
+            .read(|| {
+                sqlx::query_as(&self.sql.replay)
+                    .bind(scope.organization_id)
+                    .bind(scope.user_id)
+                    .bind(&scope.endpoint)
+                    .bind(scope.key.as_str())
+                    .fetch_optional(&self.store.pool)
+            })
+            .await?;
         let Some(row) = completed else {
             return Ok(OneStep::Taken);
         };
@@ -148,18 +151,20 @@ impl<R: Resource> Resources<R> for PgResources<R> {
             .bind(super::notify::tag(&lease.scope))
             .fetch_optional(&self.store.pool)
             .await
-            .map_err(StoreError::unavailable)?
+            .map_err(|e| self.store.failed(e))?
             .ok_or(StoreError::LeaseLost)
     }
 
     async fn get(&self, organization_id: i64, id: i64) -> Result<Option<R>, StoreError> {
         let _call = self.store.call();
-        sqlx::query_as(&self.sql.get)
-            .bind(organization_id)
-            .bind(id)
-            .fetch_optional(&self.store.pool)
+        self.store
+            .read(|| {
+                sqlx::query_as(&self.sql.get)
+                    .bind(organization_id)
+                    .bind(id)
+                    .fetch_optional(&self.store.pool)
+            })
             .await
-            .map_err(StoreError::unavailable)
     }
 
     async fn list(
@@ -170,18 +175,21 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         bound: PageBound,
     ) -> Result<Listed<R>, StoreError> {
         let _call = self.store.call();
-        let mut query = sqlx::query_as(&self.sql.list)
-            .bind(organization_id)
-            .bind(after.unwrap_or(i64::MIN))
-            .bind(i64::from(bound.rows))
-            .bind(i64::try_from(bound.bytes).unwrap_or(i64::MAX));
-        if R::PARENT.is_some() {
-            query = query.bind(parent);
-        }
-        let rows: Vec<ListedRow<R>> = query
-            .fetch_all(&self.store.pool)
-            .await
-            .map_err(StoreError::unavailable)?;
+        let rows: Vec<ListedRow<R>> = self
+            .store
+            .read(|| {
+                let query = sqlx::query_as(&self.sql.list)
+                    .bind(organization_id)
+                    .bind(after.unwrap_or(i64::MIN))
+                    .bind(i64::from(bound.rows))
+                    .bind(i64::try_from(bound.bytes).unwrap_or(i64::MAX));
+                match R::PARENT {
+                    Some(_) => query.bind(parent),
+                    None => query,
+                }
+                .fetch_all(&self.store.pool)
+            })
+            .await?;
         let more = rows.last().is_some_and(|row| row.more);
         Ok(Listed {
             items: rows.into_iter().map(|row| row.resource).collect(),

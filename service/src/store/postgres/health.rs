@@ -1,0 +1,110 @@
+//! Which pooled connections to test before use. sqlx tests every
+//! connection it hands out by default (a `Sync` round trip before each
+//! statement: on the keyed path, a third of all round trips). A
+//! connection in steady use needs no test: it was working when it went
+//! back to the pool an instant ago (sqlx tests it on release). The ones
+//! worth testing are those idle for a while ([`IDLE_TEST`]: a firewall or
+//! the server's `idle_session_timeout` may have dropped them), and those
+//! that went idle before the server was last seen dropping sessions
+//! (restart, failover, `pg_terminate_backend`). The second is seen by the
+//! notification listener (`notify.rs`), which is always reading, so it
+//! hears a lost session at once, before any request would.
+//!
+//! A session the server drops one at a time while its connection idles
+//! here is missed until it is used. Reads retry that once on another
+//! connection ([`retryable`]): they write nothing, so running them again
+//! is always safe. A write answers 503 and its connection is closed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Idle longer than this and a connection is tested before use.
+pub(super) const IDLE_TEST: Duration = Duration::from_secs(10);
+
+/// When the server was last seen dropping this process's sessions.
+pub(super) struct SessionLosses {
+    /// A fixed instant the times below count from.
+    origin: Instant,
+    /// Nanoseconds from `origin` to the last loss heard; 0: none yet.
+    last: AtomicU64,
+}
+
+impl Default for SessionLosses {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SessionLosses {
+    /// Records a lost session, now.
+    pub(super) fn heard(&self) {
+        let since = self.origin.elapsed().as_nanos().max(1);
+        self.last
+            .fetch_max(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Whether a connection idle for `idle_for` must be tested before
+    /// use: idle long, or idle since before the last loss heard.
+    pub(super) fn must_test(&self, idle_for: Duration) -> bool {
+        if idle_for >= IDLE_TEST {
+            return true;
+        }
+        let last = self.last.load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
+        }
+        let idle_since = self.origin.elapsed().saturating_sub(idle_for);
+        idle_since <= Duration::from_nanos(last)
+    }
+}
+
+/// Whether `e` says the connection failed, not the statement: the
+/// session is gone (socket closed or reset, the server terminating it,
+/// the protocol out of step), so a statement that writes nothing can run
+/// again on another connection.
+pub(super) fn retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        // Class 57P: operator intervention (admin shutdown, crash
+        // shutdown, cannot connect now); class 08: connection exception.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_connection_is_not_tested_until_a_loss_is_heard() {
+        let losses = SessionLosses::default();
+        assert!(!losses.must_test(Duration::ZERO));
+        assert!(!losses.must_test(IDLE_TEST - Duration::from_millis(1)));
+        assert!(losses.must_test(IDLE_TEST), "idle long: tested");
+        std::thread::sleep(Duration::from_millis(20));
+        losses.heard();
+        assert!(
+            losses.must_test(Duration::from_millis(10)),
+            "idle since before the loss: tested"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            !losses.must_test(Duration::from_millis(5)),
+            "back in the pool after the loss: not tested"
+        );
+    }
+
+    #[test]
+    fn only_connection_failures_are_retried() {
+        assert!(retryable(&sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())));
+        assert!(retryable(&sqlx::Error::Protocol("out of step".into())));
+        assert!(!retryable(&sqlx::Error::RowNotFound));
+        assert!(!retryable(&sqlx::Error::PoolTimedOut));
+    }
+}
