@@ -135,6 +135,14 @@ async fn every_answer_is_described_field_by_field(backend: Backend) {
         created_headers.iter().any(|name| name == "location"),
         "{created_headers:?}"
     );
+    let replayed_headers: Vec<String> = required_headers(&document, "post", "/api/v1/agents", 200)
+        .into_iter()
+        .map(|(name, value)| format!("{} {}", name.to_ascii_lowercase(), value["enum"]))
+        .collect();
+    assert!(
+        replayed_headers.contains(&r#"idempotent-replayed ["true"]"#.to_owned()),
+        "{replayed_headers:?}"
+    );
     // Successes, replays, problems with and without field errors, a 401
     // and a 404: not just the happy path.
     assert_eq!(

@@ -198,6 +198,15 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn a_pointer_is_named_by_its_top_field_or_body() {
+        let fields = ["name", "config"];
+        assert_eq!(top_field("/config/deep/1", &fields), "config");
+        assert_eq!(top_field("/name", &fields), "name");
+        assert_eq!(top_field("/other/x", &fields), "body");
+        assert_eq!(top_field("", &fields), "body");
+    }
+
     fn with_key(v: &'static str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static(v));

@@ -124,6 +124,30 @@ mod tests {
         assert!(matches!(read(11).await, Err(ApiError::PayloadTooLarge(10))));
     }
 
+    /// A body with no declared length (chunked) is cut where it grows
+    /// past the limit (413); one that breaks off is a 400.
+    #[tokio::test]
+    async fn a_body_without_a_length_is_refused_as_too_large_or_unreadable() {
+        let chunks = |items: Vec<Result<axum::body::Bytes, std::io::Error>>| {
+            read_body(
+                Body::from_stream(futures::stream::iter(items)),
+                10,
+                Duration::from_secs(5),
+            )
+        };
+        let six = || Ok(axum::body::Bytes::from_static(b"xxxxxx"));
+        assert!(matches!(
+            chunks(vec![six(), six()]).await,
+            Err(ApiError::PayloadTooLarge(10))
+        ));
+        let broken = chunks(vec![six(), Err(std::io::ErrorKind::ConnectionReset.into())]).await;
+        assert!(
+            matches!(&broken, Err(e) if e.status() == axum::http::StatusCode::BAD_REQUEST),
+            "{broken:?}"
+        );
+        assert!(chunks(vec![six()]).await.is_ok());
+    }
+
     #[test]
     fn retry_after_rounds_up() {
         assert_eq!(whole_seconds(Duration::from_millis(1)), 1);

@@ -208,6 +208,26 @@ mod tests {
         }
     }
 
+    /// A row costs its JSON and a fixed overhead of the budget, and a row
+    /// the budget has no room for is refused with nothing used.
+    #[test]
+    fn a_row_reserves_its_json_and_the_overhead() {
+        let budget = Arc::new(Budget::new(10_000));
+        let table = Table::<Agent>::new(Arc::clone(&budget));
+        let row = table.insert(&agent(1, "k"), Timestamp::UNIX_EPOCH).expect("room");
+        assert_eq!(budget.used(), json_len(&row) + ROW_OVERHEAD_BYTES);
+        let tight = Arc::new(Budget::new(budget.used() * 2 - 1));
+        let table = Table::<Agent>::new(Arc::clone(&tight));
+        table
+            .insert(&agent(1, "a"), Timestamp::UNIX_EPOCH)
+            .expect("room for one");
+        assert!(matches!(
+            table.insert(&agent(1, "b"), Timestamp::UNIX_EPOCH),
+            Err(StoreError::Full { .. })
+        ));
+        assert_eq!(tight.used(), budget.used(), "the refused row used nothing");
+    }
+
     /// `find` is the legacy design's lookup (`mutants/legacy.rs`): a plain
     /// scan by key, any tenant, the first created first.
     #[tokio::test]
