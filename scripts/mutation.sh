@@ -53,6 +53,19 @@ else
   where=(--jobs 1)
 fi
 
+# The sharding flags of part $1 (MUTATION_SHARD=k/n: round-robin shard k
+# of n) in `shard`, and the name of its output in `name`.
+sharding() {
+  shard=()
+  name=$1
+  if [ -n "${MUTATION_SHARD:-}" ]; then
+    shard=(--shard "$MUTATION_SHARD" --sharding round-robin)
+    name="$1-${MUTATION_SHARD%/*}-of-${MUTATION_SHARD#*/}"
+  fi
+}
+# schemathesis examples per operation in these runs (CI's: 150).
+export IDEMPROOF_SCHEMATHESIS_EXAMPLES="${IDEMPROOF_SCHEMATHESIS_EXAMPLES:-30}"
+
 for part in "$@"; do
   case "$part" in
     models)
@@ -76,13 +89,7 @@ for part in "$@"; do
       ;;
     service)
       export IDEMPROOF_SKIP_DOCKER=1
-      export IDEMPROOF_SCHEMATHESIS_EXAMPLES="${IDEMPROOF_SCHEMATHESIS_EXAMPLES:-30}"
-      shard=()
-      name=service
-      if [ -n "${MUTATION_SHARD:-}" ]; then
-        shard=(--shard "$MUTATION_SHARD" --sharding round-robin)
-        name="service-${MUTATION_SHARD%/*}-of-${MUTATION_SHARD#*/}"
-      fi
+      sharding service
       cargo test --package idemproof-service --package idemproof --lib --test contract
       cargo mutants --package idemproof-service \
         --file 'service/src/store/**/*.rs' --file 'service/src/http/**/*.rs' \
@@ -100,13 +107,7 @@ for part in "$@"; do
       # bash scripts/postgres-image.sh, then
       # IDEMPROOF_PG_IMAGE=idemproof/postgres:15-bookworm.
       : "${IDEMPROOF_PG_IMAGE:?the postgres part needs Docker and IDEMPROOF_PG_IMAGE (see above)}"
-      export IDEMPROOF_SCHEMATHESIS_EXAMPLES="${IDEMPROOF_SCHEMATHESIS_EXAMPLES:-30}"
-      shard=()
-      name=postgres
-      if [ -n "${MUTATION_SHARD:-}" ]; then
-        shard=(--shard "$MUTATION_SHARD" --sharding round-robin)
-        name="postgres-${MUTATION_SHARD%/*}-of-${MUTATION_SHARD#*/}"
-      fi
+      sharding postgres
       tests=(--lib --test=contract --test=store_model)
       cargo test --package idemproof-service --package idemproof "${tests[@]}" -- postgres::
       cargo mutants --package idemproof-service --file 'service/src/store/postgres/**' \
