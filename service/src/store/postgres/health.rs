@@ -10,10 +10,13 @@
 //! notification listener (`notify.rs`), which is always reading, so it
 //! hears a lost session at once, before any request would.
 //!
-//! A session the server drops one at a time while its connection idles
-//! here is missed until it is used. Reads retry that once on another
-//! connection ([`retryable`]): they write nothing, so running them again
-//! is always safe. A write answers 503 and its connection is closed.
+//! A session the server drops on its own while its connection idles here
+//! is missed until a statement uses it. That statement's failure marks
+//! every idle connection for a test, as a loss heard would. A read then
+//! runs again on another connection (`PgStore::read`; [`retryable`] says
+//! which failures): it writes nothing, so running it again is always
+//! safe. A write answers 503 (it may have run), and its connection is
+//! closed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
