@@ -277,6 +277,13 @@ mod tests {
             matches!(seen.release(&lease).await, Err(StoreError::LeaseLost)),
             "a release reaches the store"
         );
+        assert!(
+            matches!(
+                seen.reap_expired(Timestamp::UNIX_EPOCH, 10).await,
+                Err(StoreError::LeaseLost)
+            ),
+            "a reap reaches the store"
+        );
     }
 
     #[tokio::test]

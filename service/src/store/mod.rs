@@ -93,11 +93,6 @@ impl Stores {
         }
     }
 
-    /// Whether the backend answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.keys.ping().await
-    }
-
     /// Whether the backend can take a creation now ([`KeyStore::probe_write`]).
     pub async fn probe_write(&self, now: Timestamp, patience: Duration) -> Probe {
         self.keys.probe_write(now, patience).await
