@@ -70,8 +70,11 @@ impl SmallDisk {
         let mut admin = PgConnection::connect(&self.url("postgres")).await.expect("admin");
         // The tablespace directory must exist and belong to the server's
         // user: the server makes it itself (superuser's COPY TO PROGRAM).
+        // The copy has no rows, so nothing is written to the program's
+        // stdin: a program that exits without reading it would otherwise
+        // race the write and fail the COPY with a broken pipe.
         for sql in [
-            format!("COPY (SELECT 1) TO PROGRAM 'mkdir -p {MOUNT}/pg'"),
+            format!("COPY (SELECT 1 WHERE false) TO PROGRAM 'mkdir -p {MOUNT}/pg'"),
             format!("CREATE TABLESPACE small LOCATION '{MOUNT}/pg'"),
             "CREATE DATABASE full_disk TABLESPACE small".to_owned(),
         ] {
