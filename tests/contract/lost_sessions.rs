@@ -4,12 +4,11 @@
 //! (service/src/store/postgres/health.rs), so these cases show that what
 //! comes after such a loss still finds live connections.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
+use idemproof_service::store::KeyStore;
 use idemproof_testkit::app::{Backend, TestApp};
 use idemproof_testkit::cases;
 use idemproof_testkit::runner::{Backends, Case};
@@ -28,24 +27,18 @@ async fn after_every_idle_session_is_dropped_reads_and_creations_succeed(backend
     let body = json!({"name": "before"});
     let before = app.create(1, 1, Some("before"), &body).await;
     assert_eq!(before.status, StatusCode::CREATED, "{before:?}");
-    let pool = app.pool.as_ref().expect("postgres");
+    let pg = app.pg.as_ref().expect("postgres");
     let db: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
+        .fetch_one(pg.pool())
         .await
         .expect("database name");
-    // The service's pool (the test shares it) with several connections
-    // open and idle.
-    let held = futures::future::try_join_all((0..IDLE).map(|_| pool.acquire()))
+    // The service's request connections, several of them open and idle.
+    let held = futures::future::try_join_all((0..IDLE).map(|_| pg.hold()))
         .await
         .expect("connections");
     drop(held);
-    for _ in 0..200 {
-        if pool.num_idle() >= IDLE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(pool.num_idle() >= IDLE, "{} idle", pool.num_idle());
+    let idle = pg.pool_use().expect("a pool").idle;
+    assert!(idle as usize >= IDLE, "{idle} idle");
 
     let (server, _) = backend.postgres().expect("a Postgres backend");
     let mut admin = PgConnection::connect(&server.url("postgres")).await.expect("admin");

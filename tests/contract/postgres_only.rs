@@ -199,7 +199,7 @@ async fn a_completed_key_replays_from_the_cache_while_the_database_is_unreachabl
         let body = json!({"name": "Bot"});
         let first = app.create(1, 1, Some("k"), &body).await;
         assert_eq!(first.status, StatusCode::CREATED);
-        app.pool.as_ref().expect("postgres").close().await;
+        app.pg.as_ref().expect("postgres").close().await;
 
         let again = app.create(1, 1, Some("k"), &body).await;
         if cache {

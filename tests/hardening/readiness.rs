@@ -159,7 +159,7 @@ async fn readyz_follows_a_full_data_disk(backend: Backend) {
     let fixture = Fixture {
         stores: store.stores(),
         memory: None,
-        pool: Some(store.pool().clone()),
+        pg: Some(store),
     };
     let app = TestApp::spawn_on(fixture, config).await;
     wait_for_readyz(&app, StatusCode::OK).await;
@@ -188,12 +188,12 @@ async fn a_busy_pool_does_not_move_readyz(backend: Backend) {
     })
     .await;
     wait_for_readyz(&app, StatusCode::OK).await;
-    let pool = app.pool.clone().expect("a pool");
+    let pg = app.pg.clone().expect("a Postgres store");
     // Every connection of the service's pool, held: a pool as busy as one
     // can be.
     let held = [
-        pool.acquire().await.expect("first connection"),
-        pool.acquire().await.expect("second connection"),
+        pg.hold().await.expect("first connection"),
+        pg.hold().await.expect("second connection"),
     ];
     let busy = r#"idemproof_readiness_probes_total{result="busy"}"#;
     let failed = r#"idemproof_readiness_probes_total{result="failed"}"#;

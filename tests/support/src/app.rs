@@ -42,8 +42,8 @@ pub struct Fixture {
     pub stores: Stores,
     /// The in-memory store, when on memory.
     pub memory: Option<Arc<MemoryStore>>,
-    /// A pool on the test database, when on Postgres.
-    pub pool: Option<sqlx::PgPool>,
+    /// The Postgres store behind them, when on Postgres.
+    pub pg: Option<PgStore>,
 }
 
 impl Backend {
@@ -65,7 +65,7 @@ impl Backend {
                 Fixture {
                     stores: memory.stores(),
                     memory: Some(memory),
-                    pool: None,
+                    pg: None,
                 }
             }
             Some((server, schema)) => {
@@ -77,7 +77,7 @@ impl Backend {
                 Fixture {
                     stores: store.stores(),
                     memory: None,
-                    pool: Some(store.pool().clone()),
+                    pg: Some(store),
                 }
             }
         }
@@ -96,8 +96,12 @@ pub struct TestApp {
     pub stores: Stores,
     /// The in-memory store behind them, when on memory.
     pub memory: Option<Arc<MemoryStore>>,
-    /// Postgres pool of the test database, when on Postgres.
+    /// A pool on the test database (not the one requests use), when on
+    /// Postgres.
     pub pool: Option<sqlx::PgPool>,
+    /// The Postgres store the service runs on, when on Postgres: its
+    /// request connections can be held or closed.
+    pub pg: Option<PgStore>,
     /// The service's clock.
     pub clock: Arc<ManualClock>,
     /// The service's configuration.
@@ -188,7 +192,8 @@ impl TestApp {
             client: reqwest::Client::new(),
             stores: fixture.stores,
             memory: fixture.memory,
-            pool: fixture.pool,
+            pool: fixture.pg.as_ref().map(|pg| pg.pool().clone()),
+            pg: fixture.pg,
             clock,
             config,
             _running: running,

@@ -21,15 +21,16 @@
 //! Completing and releasing notify every process's waiting duplicates at
 //! commit (`notify.rs`).
 //!
-//! A connection is tested before use only when it may be dead
-//! (`health.rs`), not on every checkout as sqlx would: one round trip
-//! less per statement.
+//! Statements run on connections handed out and taken back with no round
+//! trip (`pool.rs`); one is tested before use only when it may be dead
+//! (`health.rs`), not on every checkout and return as sqlx's pool does.
 //!
 //! The write probe behind `/readyz` truncates `readiness_probe` and
 //! inserts one row into it, in one transaction (see its migration).
 
 mod health;
 mod notify;
+mod pool;
 mod queries;
 mod replay_cache;
 mod resources;
@@ -42,10 +43,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use deadpool::managed::PoolError;
 use idemproof_models::{Decision, Fingerprint, KeyRecord, KeyState, LeaseToken, Scope, Terms, Timestamp, decide};
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool};
 
 use self::resources::PgResources;
 pub use self::statements::one_step_sql;
@@ -85,6 +87,10 @@ impl Schema {
 /// [`PgStore::with_replay_cache`] says otherwise (`REPLAY_CACHE_BYTES`).
 pub const DEFAULT_REPLAY_CACHE_BYTES: usize = 64 << 20;
 
+/// How long a statement waits for a connection (or for one to open)
+/// before it answers 503.
+const ACQUIRE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How long start-up keeps retrying a database that is not up yet.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -101,7 +107,12 @@ const READ_ATTEMPTS: usize = 3;
 /// store of the same database shares.
 #[derive(Clone)]
 pub struct PgStore {
-    /// Connection pool; its size bounds the database work in flight.
+    /// The request path's connections; their number bounds the database
+    /// work in flight.
+    conns: pool::Connections,
+    /// sqlx's pool, for what is not on the request path: migrations, the
+    /// broken strategies' own statements (`mutants`), tests' direct reads.
+    /// It opens connections on demand: after start-up, one stays idle.
     pool: PgPool,
     /// Lease and TTL written into every claim.
     terms: Terms,
@@ -119,6 +130,9 @@ pub struct PgStore {
     /// connections to test before use (`health.rs`).
     losses: Arc<health::SessionLosses>,
 }
+
+/// A request connection held by a test ([`PgStore::hold`]).
+pub struct HeldConnection(#[allow(dead_code, reason = "held for its drop")] pool::Held);
 
 /// One store call in flight, counted until it drops.
 pub(super) struct Call(Arc<AtomicU32>);
@@ -140,20 +154,9 @@ impl PgStore {
         let lease_ms = terms.lease.num_milliseconds().clamp(1, i64::from(i32::MAX));
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", lease_ms.to_string())]);
         let losses = Arc::new(health::SessionLosses::default());
-        let suspicious = Arc::clone(&losses);
         let pool_options = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
-                let test = suspicious.must_test(meta.idle_for);
-                Box::pin(async move {
-                    if test {
-                        conn.ping().await?;
-                    }
-                    Ok(true)
-                })
-            });
+            .acquire_timeout(ACQUIRE_PATIENCE);
         let started = tokio::time::Instant::now();
         let pool = loop {
             match pool_options.clone().connect_with(options.clone()).await {
@@ -168,7 +171,9 @@ impl PgStore {
         schema.migrator().run(&pool).await?;
         let waiters = Arc::default();
         let listening = notify::listen(&options, &waiters, &losses).await?;
+        let conns = pool::Connections::new(options, max_connections, ACQUIRE_PATIENCE, Arc::clone(&losses));
         Ok(Self {
+            conns,
             pool,
             terms,
             calls: Arc::default(),
@@ -231,9 +236,27 @@ impl PgStore {
         StoreError::unavailable(e)
     }
 
-    /// The pool, for tests and the harness's direct checks.
+    /// A pool on the store's database, for tests' and the broken
+    /// strategies' own statements (not the one requests use).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// One of the connections requests use, held out of their reach until
+    /// dropped (tests of a busy pool, of idle connections).
+    pub async fn hold(&self) -> Result<HeldConnection, StoreError> {
+        self.conns
+            .get()
+            .await
+            .map(HeldConnection)
+            .map_err(StoreError::unavailable)
+    }
+
+    /// Closes every connection of the store: each statement after this
+    /// fails at once, as with a database out of reach.
+    pub async fn close(&self) {
+        self.conns.close();
+        self.pool.close().await;
     }
 
     /// The lease and TTL the store's claims are written with.
@@ -270,17 +293,20 @@ impl PgStore {
                     });
                 }
             }
-            let claimed = sqlx::query(queries::CLAIM)
-                .bind(scope.organization_id)
-                .bind(scope.user_id)
-                .bind(&scope.endpoint)
-                .bind(scope.key.as_str())
-                .bind(&fingerprint.0[..])
-                .bind(token.0)
-                .bind(now + self.terms.lease)
-                .bind(record.created_at)
-                .bind(record.expires_at)
-                .fetch_optional(&self.pool)
+            let claimed = self
+                .conns
+                .fetch_optional(
+                    sqlx::query_as::<_, (i32,)>(queries::CLAIM)
+                        .bind(scope.organization_id)
+                        .bind(scope.user_id)
+                        .bind(&scope.endpoint)
+                        .bind(scope.key.as_str())
+                        .bind(&fingerprint.0[..])
+                        .bind(token.0)
+                        .bind(now + self.terms.lease)
+                        .bind(record.created_at)
+                        .bind(record.expires_at),
+                )
                 .await
                 .map_err(|e| self.failed(e))?;
             if claimed.is_some() {
@@ -299,12 +325,13 @@ impl PgStore {
     pub async fn record(&self, scope: &Scope) -> Result<Option<KeyRecord<i64>>, StoreError> {
         let row: Option<queries::KeyRow> = self
             .read(|| {
-                sqlx::query_as(queries::SELECT_KEY)
-                    .bind(scope.organization_id)
-                    .bind(scope.user_id)
-                    .bind(&scope.endpoint)
-                    .bind(scope.key.as_str())
-                    .fetch_optional(&self.pool)
+                self.conns.fetch_optional(
+                    sqlx::query_as(queries::SELECT_KEY)
+                        .bind(scope.organization_id)
+                        .bind(scope.user_id)
+                        .bind(&scope.endpoint)
+                        .bind(scope.key.as_str()),
+                )
             })
             .await?;
         row.map(queries::KeyRow::into_record).transpose()
@@ -338,14 +365,16 @@ impl KeyStore for PgStore {
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         let _call = self.call();
-        sqlx::query(queries::RELEASE)
-            .bind(lease.scope.organization_id)
-            .bind(lease.scope.user_id)
-            .bind(&lease.scope.endpoint)
-            .bind(lease.scope.key.as_str())
-            .bind(lease.token.0)
-            .bind(notify::tag(&lease.scope))
-            .execute(&self.pool)
+        self.conns
+            .execute(
+                sqlx::query(queries::RELEASE)
+                    .bind(lease.scope.organization_id)
+                    .bind(lease.scope.user_id)
+                    .bind(&lease.scope.endpoint)
+                    .bind(lease.scope.key.as_str())
+                    .bind(lease.token.0)
+                    .bind(notify::tag(&lease.scope)),
+            )
             .await
             .map_err(|e| self.failed(e))?;
         Ok(())
@@ -353,10 +382,9 @@ impl KeyStore for PgStore {
 
     async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
         let _call = self.call();
-        let done = sqlx::query(queries::REAP)
-            .bind(now)
-            .bind(i64::from(limit))
-            .execute(&self.pool)
+        let done = self
+            .conns
+            .execute(sqlx::query(queries::REAP).bind(now).bind(i64::from(limit)))
             .await
             .map_err(|e| self.failed(e))?;
         Ok(done.rows_affected())
@@ -364,20 +392,20 @@ impl KeyStore for PgStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let _call = self.call();
-        self.read(|| sqlx::query("SELECT 1").execute(&self.pool))
+        self.read(|| self.conns.execute(sqlx::query("SELECT 1")))
             .await
             .map(drop)
     }
 
     async fn probe_write(&self, _now: Timestamp, patience: Duration) -> Probe {
         let _call = self.call();
-        let mut conn = match tokio::time::timeout(patience, self.pool.acquire()).await {
+        let mut conn = match tokio::time::timeout(patience, self.conns.get()).await {
             Ok(Ok(conn)) => conn,
             // No connection in time. If every connection is out doing work
             // the pool is busy, which says nothing about writes; otherwise
             // the pool was trying to open one and could not (the server is
             // down or refuses us).
-            Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) if self.pool_is_busy() => return Probe::Busy,
+            Ok(Err(PoolError::Timeout(_))) | Err(_) if self.conns.is_busy() => return Probe::Busy,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "readiness probe: no connection");
                 return Probe::Failed;
@@ -390,8 +418,7 @@ impl KeyStore for PgStore {
         // One implicit transaction (a multi-statement simple query). A
         // write that hangs is a write that fails: bounded by `patience`
         // too, on top of the connection's statement timeout.
-        // A `&str` with no arguments goes as a simple query.
-        let write = sqlx::Executor::execute(&mut *conn, queries::PROBE_WRITE);
+        let write = conn.simple(queries::PROBE_WRITE);
         match tokio::time::timeout(patience, write).await {
             Ok(Ok(_)) => Probe::Wrote,
             Ok(Err(e)) => {
@@ -400,31 +427,23 @@ impl KeyStore for PgStore {
                 Probe::Failed
             }
             Err(_) => {
+                // The connection was left mid-statement: it is closed, not
+                // reused (`pool.rs`).
                 tracing::warn!("readiness probe: the write did not commit in time");
-                // The connection may be mid-statement: do not reuse it.
-                conn.detach();
                 Probe::Failed
             }
         }
     }
 
     fn pool_use(&self) -> Option<PoolUse> {
-        let size = self.pool.size();
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        let (open, idle, max) = self.conns.counts();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Some(PoolUse {
-            in_use: size - idle,
-            idle,
+            in_use: count(open.saturating_sub(idle)),
+            idle: count(idle.min(open)),
             calls: self.calls.load(Ordering::Relaxed),
-            max: self.pool.options().get_max_connections(),
+            max: count(max),
         })
-    }
-}
-
-impl PgStore {
-    /// Whether every connection the pool may open is open and in use.
-    fn pool_is_busy(&self) -> bool {
-        let max = self.pool.options().get_max_connections();
-        self.pool.size() >= max && self.pool.num_idle() == 0
     }
 }
 

@@ -125,20 +125,20 @@ pub(super) async fn listen(
             let Some(waiters) = waiters.upgrade() else {
                 return;
             };
+            // The connection was lost (it is opened again, and the channel
+            // listened to, on the next call): anything may have been
+            // missed. The server dropped a session of ours, so others may
+            // be dead too (`health.rs`).
+            let lost = || {
+                losses.heard();
+                waiters.wake_all();
+            };
             match received {
                 Ok(Some(notification)) => waiters.wake(notification.payload()),
-                // The connection was lost (it is opened again, and the
-                // channel listened to, on the next call): anything may
-                // have been missed. The server dropped a session of ours,
-                // so others may be dead too (`health.rs`).
-                Ok(None) => {
-                    losses.heard();
-                    waiters.wake_all();
-                }
+                Ok(None) => lost(),
                 Err(e) => {
                     tracing::warn!(error = %e, "the key notification listener failed; retrying");
-                    losses.heard();
-                    waiters.wake_all();
+                    lost();
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }

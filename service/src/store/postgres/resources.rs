@@ -73,8 +73,9 @@ impl<'r, R: sqlx::FromRow<'r, PgRow>> sqlx::FromRow<'r, PgRow> for ListedRow<R> 
 impl<R: Resource> Resources<R> for PgResources<R> {
     async fn insert(&self, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
         let _call = self.store.call();
-        R::bind(new, now, sqlx::query_as(&self.sql.insert))
-            .fetch_one(&self.store.pool)
+        self.store
+            .conns
+            .fetch_one(R::bind(new, now, sqlx::query_as(&self.sql.insert)))
             .await
             .map_err(|e| self.store.failed(e))
     }
@@ -91,15 +92,19 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         }
         let _call = self.store.call();
         let expires_at = now + self.store.terms.ttl;
-        let created = R::bind(new, now, sqlx::query_as(&self.sql.one_step))
-            .bind(scope.organization_id)
-            .bind(scope.user_id)
-            .bind(&scope.endpoint)
-            .bind(scope.key.as_str())
-            .bind(&fingerprint.0[..])
-            .bind(now)
-            .bind(expires_at)
-            .fetch_optional(&self.store.pool)
+        let created = self
+            .store
+            .conns
+            .fetch_optional(
+                R::bind(new, now, sqlx::query_as(&self.sql.one_step))
+                    .bind(scope.organization_id)
+                    .bind(scope.user_id)
+                    .bind(&scope.endpoint)
+                    .bind(scope.key.as_str())
+                    .bind(&fingerprint.0[..])
+                    .bind(now)
+                    .bind(expires_at),
+            )
             .await
             .map_err(|e| self.store.failed(e))?;
         if let Some(created) = created {
@@ -111,12 +116,13 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         let completed: Option<Completed<R>> = self
             .store
             .read(|| {
-                sqlx::query_as(&self.sql.replay)
-                    .bind(scope.organization_id)
-                    .bind(scope.user_id)
-                    .bind(&scope.endpoint)
-                    .bind(scope.key.as_str())
-                    .fetch_optional(&self.store.pool)
+                self.store.conns.fetch_optional(
+                    sqlx::query_as(&self.sql.replay)
+                        .bind(scope.organization_id)
+                        .bind(scope.user_id)
+                        .bind(&scope.endpoint)
+                        .bind(scope.key.as_str()),
+                )
             })
             .await?;
         let Some(row) = completed else {
@@ -142,14 +148,17 @@ impl<R: Resource> Resources<R> for PgResources<R> {
 
     async fn insert_completing(&self, lease: &Lease, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
         let _call = self.store.call();
-        R::bind(new, now, sqlx::query_as(&self.sql.completing))
-            .bind(lease.scope.organization_id)
-            .bind(lease.scope.user_id)
-            .bind(&lease.scope.endpoint)
-            .bind(lease.scope.key.as_str())
-            .bind(lease.token.0)
-            .bind(super::notify::tag(&lease.scope))
-            .fetch_optional(&self.store.pool)
+        self.store
+            .conns
+            .fetch_optional(
+                R::bind(new, now, sqlx::query_as(&self.sql.completing))
+                    .bind(lease.scope.organization_id)
+                    .bind(lease.scope.user_id)
+                    .bind(&lease.scope.endpoint)
+                    .bind(lease.scope.key.as_str())
+                    .bind(lease.token.0)
+                    .bind(super::notify::tag(&lease.scope)),
+            )
             .await
             .map_err(|e| self.store.failed(e))?
             .ok_or(StoreError::LeaseLost)
@@ -159,10 +168,9 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         let _call = self.store.call();
         self.store
             .read(|| {
-                sqlx::query_as(&self.sql.get)
-                    .bind(organization_id)
-                    .bind(id)
-                    .fetch_optional(&self.store.pool)
+                self.store
+                    .conns
+                    .fetch_optional(sqlx::query_as(&self.sql.get).bind(organization_id).bind(id))
             })
             .await
     }
@@ -183,11 +191,10 @@ impl<R: Resource> Resources<R> for PgResources<R> {
                     .bind(after.unwrap_or(i64::MIN))
                     .bind(i64::from(bound.rows))
                     .bind(i64::try_from(bound.bytes).unwrap_or(i64::MAX));
-                match R::PARENT {
+                self.store.conns.fetch_all(match R::PARENT {
                     Some(_) => query.bind(parent),
                     None => query,
-                }
-                .fetch_all(&self.store.pool)
+                })
             })
             .await?;
         let more = rows.last().is_some_and(|row| row.more);

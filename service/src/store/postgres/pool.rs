@@ -1,0 +1,210 @@
+//! The connections the request path runs its statements on.
+//!
+//! sqlx's `PgPool` sends a `Sync` round trip on every connection it takes
+//! back (sqlx-core 0.8 does this unconditionally, in a task spawned for
+//! it, to find connections a cancelled future left mid-statement), and
+//! by default on every one it hands out. On the keyed path that was a
+//! third of the service's round trips (docs/benchmarks.md, issue 13).
+//! These connections are handed out and taken back with no round trip
+//! (deadpool: a queue behind a semaphore), and what the tests were for is
+//! kept another way:
+//!
+//! - a statement that did not run to its end (its future was dropped, or
+//!   the connection failed under it) leaves its connection unsettled, and
+//!   an unsettled connection is closed instead of reused;
+//! - a connection that may be dead ([`SessionLosses::must_test`]: idle
+//!   long, or idle since before the server was last seen dropping
+//!   sessions) is tested before it is handed out; one that fails the test
+//!   is closed and the next one tried.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool::managed::{self, Metrics, Object, QueueMode, RecycleError, RecycleResult, Timeouts};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgQueryResult, PgRow};
+use sqlx::{ConnectOptions, Connection, FromRow, PgConnection, Postgres};
+
+use super::health::{self, SessionLosses};
+
+/// The request path's connections.
+#[derive(Clone)]
+pub(super) struct Connections {
+    pool: managed::Pool<Manager>,
+}
+
+/// Opens connections and vets them before reuse.
+pub(super) struct Manager {
+    options: PgConnectOptions,
+    /// Which idle connections may be dead.
+    losses: Arc<SessionLosses>,
+}
+
+/// A connection and whether its last statement ran to its end.
+pub(super) struct Conn {
+    raw: PgConnection,
+    /// False from the start of a statement until it ends in a way that
+    /// leaves the protocol in step (a result, or an error the server
+    /// answered).
+    settled: bool,
+    /// When the last statement ended: how long the connection has idled.
+    done_at: Instant,
+}
+
+impl managed::Manager for Manager {
+    type Type = Conn;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<Conn, sqlx::Error> {
+        Ok(Conn {
+            raw: self.options.connect().await?,
+            settled: true,
+            done_at: Instant::now(),
+        })
+    }
+
+    async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<sqlx::Error> {
+        if !conn.settled {
+            return Err(RecycleError::message("its last statement did not run to its end"));
+        }
+        if self.losses.must_test(conn.done_at.elapsed()) {
+            conn.raw.ping().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A query with its arguments bound, returning rows of `O`.
+type QueryAs<'q, O> = sqlx::query::QueryAs<'q, Postgres, O, PgArguments>;
+/// A query with its arguments bound, returning no rows.
+type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// A connection handed out; back to the pool when dropped.
+pub(super) type Held = Object<Manager>;
+
+/// Why no connection was handed out.
+pub(super) type GetError = managed::PoolError<sqlx::Error>;
+
+impl Connections {
+    /// Up to `max` connections with `options`, opened on demand; a caller
+    /// waits at most `wait` for one, and opening one gives up after
+    /// `wait` too.
+    pub(super) fn new(options: PgConnectOptions, max: u32, wait: Duration, losses: Arc<SessionLosses>) -> Self {
+        let pool = managed::Pool::builder(Manager { options, losses })
+            .max_size(max.max(1) as usize)
+            // The connection used last is handed out next: fewer server
+            // processes stay warm, and theirs stay in cache.
+            .queue_mode(QueueMode::Lifo)
+            .timeouts(Timeouts {
+                wait: Some(wait),
+                create: Some(wait),
+                recycle: Some(wait),
+            })
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .expect("a pool with a runtime and a positive size builds");
+        Self { pool }
+    }
+
+    /// A connection, within the pool's patience.
+    pub(super) async fn get(&self) -> Result<Held, GetError> {
+        self.pool.get().await
+    }
+
+    /// Closes the idle connections and those handed back from now on;
+    /// every [`Self::get`] after this fails.
+    pub(super) fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Whether every connection the pool may open is open and in use.
+    pub(super) fn is_busy(&self) -> bool {
+        let status = self.pool.status();
+        status.size >= status.max_size && status.available == 0
+    }
+
+    /// Connections open, those of them idle, and how many may be open.
+    pub(super) fn counts(&self) -> (usize, usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available, status.max_size)
+    }
+
+    /// Runs `query`; at most one row back.
+    pub(super) async fn fetch_optional<'q, O>(&self, query: QueryAs<'q, O>) -> Result<Option<O>, sqlx::Error>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+    {
+        let mut conn = self.get().await.map_err(no_connection)?;
+        conn.start();
+        let result = query.fetch_optional(&mut conn.raw).await;
+        conn.end(result)
+    }
+
+    /// Runs `query`; exactly one row back.
+    pub(super) async fn fetch_one<'q, O>(&self, query: QueryAs<'q, O>) -> Result<O, sqlx::Error>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+    {
+        let mut conn = self.get().await.map_err(no_connection)?;
+        conn.start();
+        let result = query.fetch_one(&mut conn.raw).await;
+        conn.end(result)
+    }
+
+    /// Runs `query`; every row back.
+    pub(super) async fn fetch_all<'q, O>(&self, query: QueryAs<'q, O>) -> Result<Vec<O>, sqlx::Error>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+    {
+        let mut conn = self.get().await.map_err(no_connection)?;
+        conn.start();
+        let result = query.fetch_all(&mut conn.raw).await;
+        conn.end(result)
+    }
+
+    /// Runs `query` for its effect.
+    pub(super) async fn execute(&self, query: Query<'_>) -> Result<PgQueryResult, sqlx::Error> {
+        let mut conn = self.get().await.map_err(no_connection)?;
+        conn.start();
+        let result = query.execute(&mut conn.raw).await;
+        conn.end(result)
+    }
+}
+
+impl Conn {
+    /// Runs `sql` as one simple query (one implicit transaction).
+    pub(super) async fn simple(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        self.start();
+        let result = sqlx::Executor::execute(&mut self.raw, sql).await;
+        self.end(result).map(drop)
+    }
+
+    fn start(&mut self) {
+        self.settled = false;
+    }
+
+    /// A statement's result; the connection stays usable unless the
+    /// exchange itself broke.
+    fn end<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        self.settled = !result.as_ref().is_err_and(broken);
+        self.done_at = Instant::now();
+        result
+    }
+}
+
+/// Whether `e` leaves the connection out of step with the server (or
+/// without one): a connection failure, or the TLS layer's.
+fn broken(e: &sqlx::Error) -> bool {
+    health::retryable(e) || matches!(e, sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed)
+}
+
+/// The pool's failure to hand out a connection, as a statement's error,
+/// named as sqlx's own pool names it: the server's refusal to open one
+/// as it came, a wait that ran out as [`sqlx::Error::PoolTimedOut`].
+fn no_connection(e: GetError) -> sqlx::Error {
+    match e {
+        managed::PoolError::Backend(e) => e,
+        managed::PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+        managed::PoolError::Closed => sqlx::Error::PoolClosed,
+        other => sqlx::Error::Configuration(other.to_string().into()),
+    }
+}
