@@ -17,6 +17,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::MemoryOnly =>
         every_answer_is_described_field_by_field,
         the_published_key_pattern_is_the_one_the_service_applies,
+        the_published_key_header_pattern_is_the_one_the_service_applies,
     ]
 }
 
@@ -327,6 +328,61 @@ async fn the_published_key_pattern_is_the_one_the_service_applies(backend: Backe
             "key {i} ({} chars): the document says {}, the service answered {}",
             key.chars().count(),
             if pattern.is_match(key) { "valid" } else { "invalid" },
+            reply.status
+        );
+    }
+}
+
+/// The `Idempotency-Key` header's pattern, read from the served document,
+/// accepts exactly the header values the service accepts: sf-strings and
+/// bare tokens, each at and past the longest key.
+async fn the_published_key_header_pattern_is_the_one_the_service_applies(backend: Backend) {
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    let document = document(&app).await;
+    let parameters = document["paths"]["/api/v1/agents"]["post"]["parameters"]
+        .as_array()
+        .expect("the creation has parameters");
+    let header = parameters
+        .iter()
+        .map(|p| resolve(&document, p))
+        .find(|p| {
+            p["in"] == "header"
+                && p["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
+        })
+        .expect("the Idempotency-Key header is published");
+    let pattern = header["schema"]["pattern"].as_str().expect("the header has a pattern");
+    let pattern = regex::Regex::new(pattern).expect("the pattern is a regex");
+    let longest = idemproof_models::MAX_KEY_LEN;
+    let values = [
+        "k".to_owned(),
+        "\"k\"".to_owned(),
+        "\"a\\\"b\"".to_owned(),
+        "x".repeat(longest),
+        "x".repeat(longest + 1),
+        format!("\"{}\"", "x".repeat(longest)),
+        format!("\"{}\"", "x".repeat(longest + 1)),
+        "\"".to_owned(),
+        "\"\"".to_owned(),
+        "a b".to_owned(),
+    ];
+    for (i, value) in values.iter().enumerate() {
+        let request = app
+            .client
+            .post(format!("{}/api/v1/agents?organization_id=1", app.base))
+            .bearer_auth(app.token(1, &[1]))
+            .header("Idempotency-Key", value)
+            .json(&json!({"name": "Bot"}));
+        let reply = app.send(request).await;
+        let accepted = reply.status.is_success();
+        assert!(accepted || reply.status.is_client_error(), "{value:?}: {reply:?}");
+        assert_eq!(
+            pattern.is_match(value),
+            accepted,
+            "header {i} ({} chars): the document says {}, the service answered {}",
+            value.len(),
+            if pattern.is_match(value) { "valid" } else { "invalid" },
             reply.status
         );
     }

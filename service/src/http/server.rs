@@ -365,6 +365,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_failed_peer_is_skipped_without_backoff() {
+        for kind in [
+            io::ErrorKind::ConnectionRefused,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionReset,
+        ] {
+            assert!(is_connection_error(&kind.into()), "{kind:?}");
+        }
+        // Out of file descriptors (EMFILE): the listener's trouble, which
+        // the loop waits out instead of spinning on it.
+        assert!(!is_connection_error(&io::Error::from_raw_os_error(24)));
+        assert!(!is_connection_error(&io::ErrorKind::OutOfMemory.into()));
+    }
+
+    #[test]
     fn the_connection_cap_fits_the_open_file_limit() {
         let others = RESERVED_FDS as usize + OVERFLOW_CONNECTIONS + LINGERING_CONNECTIONS;
         // A small limit: the cap and everything else use it exactly.

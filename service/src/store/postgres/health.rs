@@ -1,14 +1,15 @@
-//! Which pooled connections to test before use. sqlx tests every
-//! connection it hands out by default (a `Sync` round trip before each
-//! statement: on the keyed path, a third of all round trips). A
-//! connection in steady use needs no test: it was working when it went
-//! back to the pool an instant ago (sqlx tests it on release). The ones
-//! worth testing are those idle for a while ([`IDLE_TEST`]: a firewall or
-//! the server's `idle_session_timeout` may have dropped them), and those
-//! that went idle before the server was last seen dropping sessions
-//! (restart, failover, `pg_terminate_backend`). The second is seen by the
-//! notification listener (`notify.rs`), which is always reading, so it
-//! hears a lost session at once, before any request would.
+//! Which idle connections to test before use. sqlx's pool tests every
+//! connection it hands out by default and every one it takes back (a
+//! `Sync` round trip each: on the keyed path, two thirds of all round
+//! trips). A connection in steady use needs no test: its last statement
+//! ran to its end an instant ago (`pool.rs` closes one that did not). The
+//! ones worth testing are those idle for a while ([`IDLE_TEST`]: a
+//! firewall or the server's `idle_session_timeout` may have dropped
+//! them), and those that went idle before the server was last seen
+//! dropping sessions (restart, failover, `pg_terminate_backend`). The
+//! second is seen by the notification listener (`notify.rs`), which is
+//! always reading, so it hears a lost session at once, before any request
+//! would.
 //!
 //! A session the server drops on its own while its connection idles here
 //! is missed until a statement uses it. That statement's failure marks
