@@ -18,6 +18,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         every_answer_is_described_field_by_field,
         the_published_key_pattern_is_the_one_the_service_applies,
         the_published_key_header_pattern_is_the_one_the_service_applies,
+        the_published_name_pattern_is_the_one_the_service_applies,
     ]
 }
 
@@ -383,6 +384,45 @@ async fn the_published_key_header_pattern_is_the_one_the_service_applies(backend
             "header {i} ({} chars): the document says {}, the service answered {}",
             value.len(),
             if pattern.is_match(value) { "valid" } else { "invalid" },
+            reply.status
+        );
+    }
+}
+
+/// The body's `name` pattern, read from the served document, accepts
+/// exactly the names the service accepts: counted in characters once
+/// trimmed, at and past the longest, no NUL.
+async fn the_published_name_pattern_is_the_one_the_service_applies(backend: Backend) {
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    let document = document(&app).await;
+    let body = resolve(&document, &document["components"]["schemas"]["CreateAgentBody"]);
+    let pattern = body["properties"]["name"]["pattern"]
+        .as_str()
+        .expect("the body's name has a pattern");
+    let pattern = regex::Regex::new(pattern).expect("the pattern is a regex");
+    let longest = idemproof_service::domain::agent::MAX_NAME_CHARS;
+    let names = [
+        "Bot".to_owned(),
+        "x".to_owned(),
+        "é".repeat(longest),
+        "é".repeat(longest + 1),
+        format!("  {}\t", "x".repeat(longest)),
+        format!(" {} ", "x".repeat(longest + 1)),
+        "  two words ".to_owned(),
+        "   ".to_owned(),
+        String::new(),
+        "a\u{0}b".to_owned(),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let reply = app.create(1, 1, None, &json!({"name": name})).await;
+        let accepted = reply.status.is_success();
+        assert!(accepted || reply.status.is_client_error(), "{name:?}: {reply:?}");
+        assert_eq!(
+            pattern.is_match(name),
+            accepted,
+            "name {i} ({} chars): the document says {}, the service answered {}",
+            name.chars().count(),
+            if pattern.is_match(name) { "valid" } else { "invalid" },
             reply.status
         );
     }

@@ -228,6 +228,25 @@ mod tests {
         assert_eq!(tight.used(), budget.used(), "the refused row used nothing");
     }
 
+    /// A page's byte bound counts each row's JSON and one separator, as
+    /// the Postgres statement does (`octet_length(row_to_json(r)) + 1`):
+    /// rows that fill the bound exactly fit, one byte less and the last
+    /// does not.
+    #[test]
+    fn a_page_counts_each_row_and_its_separator() {
+        let table = Table::<Agent>::new(Arc::new(Budget::new(1 << 20)));
+        let rows: Vec<Agent> = ["a", "b", "c"]
+            .into_iter()
+            .map(|key| table.insert(&agent(1, key), Timestamp::UNIX_EPOCH).expect("room"))
+            .collect();
+        let two = json_len(&rows[0]) + 1 + json_len(&rows[1]) + 1;
+        let page = |bytes| table.page(1, None, None, PageBound { rows: 10, bytes });
+        let exact = page(two);
+        assert_eq!(exact.items, rows[..2], "two rows fill the bound exactly");
+        assert!(exact.more);
+        assert_eq!(page(two - 1).items, rows[..1], "one byte short: one row");
+    }
+
     /// `find` is the legacy design's lookup (`mutants/legacy.rs`): a plain
     /// scan by key, any tenant, the first created first.
     #[tokio::test]
