@@ -53,7 +53,16 @@ pub async fn wait_for_readyz(app: &TestApp, want: StatusCode) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("/readyz never answered {want}");
+    // What the probes saw, for the failure's reader.
+    let text = app.metrics_text().await;
+    let seen: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("idemproof_readiness") || l.starts_with("idemproof_db_pool"))
+        .collect();
+    panic!(
+        "/readyz never answered {want}; the probes' metrics:\n{}",
+        seen.join("\n")
+    );
 }
 
 /// Ends every connection to `db` but the caller's, so the service's pool

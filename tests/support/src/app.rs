@@ -300,19 +300,23 @@ impl TestApp {
         self.send(self.client.get(format!("{}/readyz", self.base))).await
     }
 
-    /// The value of one sample of `/metrics` (`name{labels}` as rendered),
-    /// scraped from the metrics listener.
-    pub async fn metric(&self, sample: &str) -> f64 {
+    /// The whole `/metrics` text, scraped from the metrics listener.
+    pub async fn metrics_text(&self) -> String {
         let base = self.metrics_base.as_deref().expect("a metrics listener");
-        let text = self
-            .client
+        self.client
             .get(format!("{base}/metrics"))
             .send()
             .await
             .expect("scrape /metrics")
             .text()
             .await
-            .expect("metrics text");
+            .expect("metrics text")
+    }
+
+    /// The value of one sample of `/metrics` (`name{labels}` as rendered),
+    /// scraped from the metrics listener.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or_else(|| panic!("no sample `{sample}` in\n{text}"))

@@ -399,15 +399,25 @@ impl KeyStore for PgStore {
 
     async fn probe_write(&self, _now: Timestamp, patience: Duration) -> Probe {
         let _call = self.call();
-        let mut conn = match tokio::time::timeout(patience, self.conns.get()).await {
-            Ok(Ok(conn)) => conn,
+        // The checkout runs in a task of its own: a connection that takes
+        // longer than `patience` to open is still opened, and left in the
+        // pool for the next probe, instead of being given up on each time
+        // (a server slow to accept would then never be seen recovering).
+        let conns = self.conns.clone();
+        let checkout = tokio::spawn(async move { conns.get().await });
+        let mut conn = match tokio::time::timeout(patience, checkout).await {
+            Ok(Ok(Ok(conn))) => conn,
             // No connection in time. If every connection is out doing work
             // the pool is busy, which says nothing about writes; otherwise
             // the pool was trying to open one and could not (the server is
             // down or refuses us).
-            Ok(Err(PoolError::Timeout(_))) | Err(_) if self.conns.is_busy() => return Probe::Busy,
-            Ok(Err(e)) => {
+            Ok(Ok(Err(PoolError::Timeout(_)))) | Err(_) if self.conns.is_busy() => return Probe::Busy,
+            Ok(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "readiness probe: no connection");
+                return Probe::Failed;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness probe: the checkout task failed");
                 return Probe::Failed;
             }
             Err(_) => {

@@ -10,8 +10,10 @@
 //! kept another way:
 //!
 //! - a statement that did not run to its end (its future was dropped, or
-//!   the connection failed under it) leaves its connection unsettled, and
-//!   an unsettled connection is closed instead of reused;
+//!   the connection failed under it), or that was refused as a write in a
+//!   read-only session (whose setting may be stale), leaves its
+//!   connection unsettled, and an unsettled connection is closed instead
+//!   of reused;
 //! - a connection that may be dead ([`SessionLosses::must_test`]: idle
 //!   long, or idle since before the server was last seen dropping
 //!   sessions) is tested before it is handed out; one that fails the test
@@ -191,11 +193,22 @@ impl Conn {
     }
 }
 
-/// Whether `e` leaves the connection out of step with the server (or
-/// without one): a connection failure, or the TLS layer's.
+/// Whether `e` means the connection must not be reused: it is out of
+/// step with the server or without one (a connection failure, or the TLS
+/// layer's), or its session refused a write as read-only. A session takes
+/// `default_transaction_read_only` when it starts and keeps it, and one
+/// on a server that was a standby stays read-only, so after the database
+/// is made writable again (or fails over back) only a new session sees
+/// it; closing the refused one costs one connection per refused write,
+/// and those are failing anyway.
 fn broken(e: &sqlx::Error) -> bool {
-    health::retryable(e) || matches!(e, sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed)
+    health::retryable(e)
+        || matches!(e, sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed)
+        || matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(READ_ONLY_SQL_TRANSACTION))
 }
+
+/// SQLSTATE `read_only_sql_transaction`.
+const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 
 /// The pool's failure to hand out a connection, as a statement's error,
 /// named as sqlx's own pool names it: the server's refusal to open one
