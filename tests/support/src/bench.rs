@@ -190,9 +190,10 @@ pub async fn insert_agents(pool: &PgPool, from: i64, to: i64) {
 
 /// `VACUUM (ANALYZE)`: statistics for the planner, and the visibility map
 /// and hint bits set now, so the first measured reads do not pay for
-/// writing them after a bulk load.
+/// writing them after a bulk load. No parallel workers: their shared
+/// memory would not fit a container's 64 MB `/dev/shm` at 10M rows.
 pub async fn vacuum_analyze(pool: &PgPool, table: &str) {
-    exec(pool, &format!("VACUUM (ANALYZE) {table}")).await;
+    exec(pool, &format!("VACUUM (ANALYZE, PARALLEL 0) {table}")).await;
 }
 
 /// The plan Postgres chooses for `query` (an `EXPLAIN ...` with its
