@@ -303,10 +303,7 @@ async fn the_published_key_pattern_is_the_one_the_service_applies(backend: Backe
     let app = TestApp::spawn(&backend, |_| {}).await;
     let document = document(&app).await;
     let body = resolve(&document, &document["components"]["schemas"]["CreateAgentBody"]);
-    let pattern = body["properties"]["idempotency_key"]["pattern"]
-        .as_str()
-        .expect("the body's key has a pattern");
-    let pattern = regex::Regex::new(pattern).expect("the pattern is a regex");
+    let pattern = pattern_of(&body["properties"]["idempotency_key"], "the body's key");
     let keys = [
         "k".to_owned(),
         "~!#-key_1".to_owned(),
@@ -317,20 +314,11 @@ async fn the_published_key_pattern_is_the_one_the_service_applies(backend: Backe
         "é".to_owned(),
         "\u{7f}".to_owned(),
     ];
-    for (i, key) in keys.iter().enumerate() {
+    for key in &keys {
         let reply = app
             .create(1, 1, None, &json!({"name": "Bot", "idempotency_key": key}))
             .await;
-        let accepted = reply.status.is_success();
-        assert!(accepted || reply.status.is_client_error(), "{key:?}: {reply:?}");
-        assert_eq!(
-            pattern.is_match(key),
-            accepted,
-            "key {i} ({} chars): the document says {}, the service answered {}",
-            key.chars().count(),
-            if pattern.is_match(key) { "valid" } else { "invalid" },
-            reply.status
-        );
+        assert_agrees(&pattern, "key", key, &reply);
     }
 }
 
@@ -353,8 +341,7 @@ async fn the_published_key_header_pattern_is_the_one_the_service_applies(backend
                     .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
         })
         .expect("the Idempotency-Key header is published");
-    let pattern = header["schema"]["pattern"].as_str().expect("the header has a pattern");
-    let pattern = regex::Regex::new(pattern).expect("the pattern is a regex");
+    let pattern = pattern_of(&header["schema"], "the header");
     let longest = idemproof_models::MAX_KEY_LEN;
     let values = [
         "k".to_owned(),
@@ -368,7 +355,7 @@ async fn the_published_key_header_pattern_is_the_one_the_service_applies(backend
         "\"\"".to_owned(),
         "a b".to_owned(),
     ];
-    for (i, value) in values.iter().enumerate() {
+    for value in &values {
         let request = app
             .client
             .post(format!("{}/api/v1/agents?organization_id=1", app.base))
@@ -376,16 +363,7 @@ async fn the_published_key_header_pattern_is_the_one_the_service_applies(backend
             .header("Idempotency-Key", value)
             .json(&json!({"name": "Bot"}));
         let reply = app.send(request).await;
-        let accepted = reply.status.is_success();
-        assert!(accepted || reply.status.is_client_error(), "{value:?}: {reply:?}");
-        assert_eq!(
-            pattern.is_match(value),
-            accepted,
-            "header {i} ({} chars): the document says {}, the service answered {}",
-            value.len(),
-            if pattern.is_match(value) { "valid" } else { "invalid" },
-            reply.status
-        );
+        assert_agrees(&pattern, "header", value, &reply);
     }
 }
 
@@ -396,10 +374,7 @@ async fn the_published_name_pattern_is_the_one_the_service_applies(backend: Back
     let app = TestApp::spawn(&backend, |_| {}).await;
     let document = document(&app).await;
     let body = resolve(&document, &document["components"]["schemas"]["CreateAgentBody"]);
-    let pattern = body["properties"]["name"]["pattern"]
-        .as_str()
-        .expect("the body's name has a pattern");
-    let pattern = regex::Regex::new(pattern).expect("the pattern is a regex");
+    let pattern = pattern_of(&body["properties"]["name"], "the body's name");
     let longest = idemproof_service::domain::agent::MAX_NAME_CHARS;
     let names = [
         "Bot".to_owned(),
@@ -413,17 +388,35 @@ async fn the_published_name_pattern_is_the_one_the_service_applies(backend: Back
         String::new(),
         "a\u{0}b".to_owned(),
     ];
-    for (i, name) in names.iter().enumerate() {
+    for name in &names {
         let reply = app.create(1, 1, None, &json!({"name": name})).await;
-        let accepted = reply.status.is_success();
-        assert!(accepted || reply.status.is_client_error(), "{name:?}: {reply:?}");
-        assert_eq!(
-            pattern.is_match(name),
-            accepted,
-            "name {i} ({} chars): the document says {}, the service answered {}",
-            name.chars().count(),
-            if pattern.is_match(name) { "valid" } else { "invalid" },
-            reply.status
-        );
+        assert_agrees(&pattern, "name", name, &reply);
     }
+}
+
+/// The `pattern` of `schema` (what it describes: `what`), compiled.
+fn pattern_of(schema: &Value, what: &str) -> regex::Regex {
+    let pattern = schema["pattern"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} has a pattern"));
+    regex::Regex::new(pattern).expect("the pattern is a regex")
+}
+
+/// The service accepted `value` (a `what`) exactly when the document's
+/// `pattern` matches it, and refused it with a 4xx otherwise.
+fn assert_agrees(pattern: &regex::Regex, what: &str, value: &str, reply: &Reply) {
+    let accepted = reply.status.is_success();
+    assert!(
+        accepted || reply.status.is_client_error(),
+        "{what} {value:?}: {reply:?}"
+    );
+    let matches = pattern.is_match(value);
+    assert_eq!(
+        matches,
+        accepted,
+        "{what} {value:?} ({} chars): the document says {}, the service answered {}",
+        value.chars().count(),
+        if matches { "valid" } else { "invalid" },
+        reply.status
+    );
 }

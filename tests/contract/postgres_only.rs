@@ -5,6 +5,7 @@
 //! notifications. Each case runs on the plain and on the
 //! partitioned schema.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use idemproof_models::LeaseToken;
@@ -27,6 +28,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         reaping_can_walk_the_expiry_index,
         a_completed_key_replays_from_the_cache_while_the_database_is_unreachable,
         a_waiting_duplicate_is_notified_when_the_claim_ends,
+        creations_queued_for_a_full_pool_are_counted_then_served,
     ]
 }
 
@@ -263,4 +265,43 @@ async fn a_waiting_duplicate_is_notified_when_the_claim_ends(backend: Backend) {
             .unwrap_or_else(|_| panic!("{key}: the waiter was never notified"))
             .expect("notified, not dropped");
     }
+}
+
+/// A pool with every connection out: creations queue for one (for up to
+/// five seconds), `/metrics` counts them as waiting, and each is served
+/// once a connection is back.
+async fn creations_queued_for_a_full_pool_are_counted_then_served(backend: Backend) {
+    const QUEUED: usize = 3;
+    let app = Arc::new(TestApp::spawn(&backend, |c| c.database_max_connections = 1).await);
+    let pg = app.pg.clone().expect("a Postgres store");
+    let held = pg.hold().await.expect("the only connection");
+    let creations: Vec<_> = (0..QUEUED)
+        .map(|i| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                app.create(1, 1, Some(&format!("queued-{i}")), &json!({"name": "q"}))
+                    .await
+            })
+        })
+        .collect();
+    let mut waiting = 0.0;
+    for _ in 0..200 {
+        waiting = app.metric("idemproof_db_pool_waiting").await;
+        if waiting >= QUEUED as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        waiting >= QUEUED as f64,
+        "{waiting} waiting for {QUEUED} queued creations"
+    );
+    assert_eq!(app.metric("idemproof_db_pool_connections_in_use").await, 1.0);
+    drop(held);
+    for creation in creations {
+        let reply = creation.await.expect("task");
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    }
+    assert_eq!(app.all_agents(1).await.len(), QUEUED);
+    assert_eq!(app.metric("idemproof_db_pool_waiting").await, 0.0);
 }

@@ -21,6 +21,7 @@ use crate::small_disk::SmallDisk;
 pub fn cases() -> Vec<(&'static str, Backends, Case)> {
     cases![Backends::PostgresOnly =>
         readyz_follows_a_read_only_database,
+        sessions_that_started_read_only_do_not_outlive_the_outage,
         readyz_follows_a_database_that_refuses_connections,
         readyz_follows_a_full_data_disk,
         a_busy_pool_does_not_move_readyz,
@@ -120,6 +121,42 @@ async fn readyz_follows_a_read_only_database(backend: Backend) {
         StatusCode::CREATED,
         "the refused key was kept: {created:?}"
     );
+    let _ = admin.close().await;
+}
+
+/// The database made writable again while the service's sessions live
+/// on (no one ends them, as a failover back or an operator's `RESET`
+/// would not). A session keeps the read-only default it started with, so
+/// every pooled one that started during the outage would refuse its next
+/// write. The first refusal closes each session opened before it, and the
+/// refused write runs again on a new one: no creation fails once the
+/// database is writable.
+async fn sessions_that_started_read_only_do_not_outlive_the_outage(backend: Backend) {
+    let (app, db, mut admin) = ready_with_admin(&backend).await;
+    admin
+        .execute(format!("ALTER DATABASE {db} SET default_transaction_read_only = on").as_str())
+        .await
+        .expect("make the database read-only");
+    reconnect_everyone(&mut admin, &db).await;
+    wait_for_readyz(&app, StatusCode::SERVICE_UNAVAILABLE).await;
+    // Several sessions opened during the outage, idle in the pool.
+    let pg = app.pg.clone().expect("a Postgres store");
+    let held = futures::future::try_join_all((0..4).map(|_| pg.hold()))
+        .await
+        .expect("connections during the outage");
+    drop(held);
+    admin
+        .execute(format!("ALTER DATABASE {db} RESET default_transaction_read_only").as_str())
+        .await
+        .expect("make the database writable");
+    for key in ["first-after-outage", "second-after-outage"] {
+        let created = app.create(1, 1, Some(key), &json!({"name": key})).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{key}: {created:?}");
+    }
+    let unkeyed = app.create(1, 1, None, &json!({"name": "unkeyed"})).await;
+    assert_eq!(unkeyed.status, StatusCode::CREATED, "{unkeyed:?}");
+    wait_for_readyz(&app, StatusCode::OK).await;
+    assert_eq!(app.all_agents(1).await.len(), 3);
     let _ = admin.close().await;
 }
 

@@ -229,8 +229,7 @@ impl Operational {
             ),
             waiting: gauge(
                 "idemproof_db_pool_waiting",
-                "Store calls in flight without a connection: waiting for one (estimated as calls in flight \
-                 minus connections in use).",
+                "Statements waiting for a database connection.",
             ),
             max: gauge(
                 "idemproof_db_pool_connections_max",
@@ -246,13 +245,13 @@ impl Operational {
             && let Some(PoolUse {
                 in_use,
                 idle,
-                calls,
+                waiting,
                 max,
             }) = pool.keys.pool_use()
         {
             pool.in_use.set(i64::from(in_use));
             pool.idle.set(i64::from(idle));
-            pool.waiting.set(i64::from(calls.saturating_sub(in_use)));
+            pool.waiting.set(i64::from(waiting));
             pool.max.set(i64::from(max));
         }
         TextEncoder::new()

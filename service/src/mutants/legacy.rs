@@ -42,14 +42,13 @@ impl Legacy {
     async fn with_key<R: Resource>(&self, key: &str) -> Result<Option<R>, StoreError> {
         match &self.backend {
             Backend::Memory(memory) => Ok(memory.table::<R>().find(|r| r.idempotency_key() == Some(key))),
-            Backend::Postgres(pg) => sqlx::query_as(&format!(
-                "SELECT * FROM {} WHERE idempotency_key = $1 ORDER BY id LIMIT 1",
-                R::TABLE
-            ))
-            .bind(key)
-            .fetch_optional(pg.pool())
-            .await
-            .map_err(StoreError::unavailable),
+            Backend::Postgres(pg) => {
+                let sql = format!(
+                    "SELECT * FROM {} WHERE idempotency_key = $1 ORDER BY id LIMIT 1",
+                    R::TABLE
+                );
+                pg.fetch_optional(sqlx::query_as(&sql).bind(key)).await
+            }
         }
     }
 }

@@ -323,11 +323,10 @@ impl Backend {
     async fn any_tenant<R: Resource>(&self, id: i64) -> Result<Option<R>, StoreError> {
         match self {
             Backend::Memory(memory) => Ok(memory.table::<R>().find(|r| r.id() == id)),
-            Backend::Postgres(pg) => sqlx::query_as(&format!("SELECT * FROM {} WHERE id = $1", R::TABLE))
-                .bind(id)
-                .fetch_optional(pg.pool())
-                .await
-                .map_err(StoreError::unavailable),
+            Backend::Postgres(pg) => {
+                let sql = format!("SELECT * FROM {} WHERE id = $1", R::TABLE);
+                pg.fetch_optional(sqlx::query_as(&sql).bind(id)).await
+            }
         }
     }
 }

@@ -69,26 +69,26 @@ impl Backend {
                     }
                     Write::IfAbsent => "DO NOTHING",
                 };
-                sqlx::query(&format!(
+                let sql = format!(
                     "INSERT INTO idempotency_keys (organization_id, user_id, endpoint, key, fingerprint, \
                      lease_token, lease_expires_at, resource_id, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT ON CONSTRAINT idempotency_keys_scope {on_conflict}"
-                ))
-                .bind(scope.organization_id)
-                .bind(scope.user_id)
-                .bind(&scope.endpoint)
-                .bind(scope.key.as_str())
-                .bind(&record.fingerprint.0[..])
-                .bind(token)
-                .bind(lease_expires_at)
-                .bind(resource_id)
-                .bind(record.created_at)
-                .bind(record.expires_at)
-                .execute(pg.pool())
+                );
+                pg.execute(
+                    sqlx::query(&sql)
+                        .bind(scope.organization_id)
+                        .bind(scope.user_id)
+                        .bind(&scope.endpoint)
+                        .bind(scope.key.as_str())
+                        .bind(&record.fingerprint.0[..])
+                        .bind(token)
+                        .bind(lease_expires_at)
+                        .bind(resource_id)
+                        .bind(record.created_at)
+                        .bind(record.expires_at),
+                )
                 .await
-                .map_err(StoreError::unavailable)?;
-                Ok(())
             }
         }
     }

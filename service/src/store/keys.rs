@@ -97,8 +97,8 @@ pub struct PoolUse {
     pub in_use: u32,
     /// Connections open and free.
     pub idle: u32,
-    /// Store calls in flight, holding a connection or waiting for one.
-    pub calls: u32,
+    /// Statements waiting for a connection.
+    pub waiting: u32,
     /// The most connections the pool opens.
     pub max: u32,
 }

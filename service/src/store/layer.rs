@@ -250,7 +250,7 @@ mod tests {
         let pool = PoolUse {
             in_use: 3,
             idle: 2,
-            calls: 5,
+            waiting: 5,
             max: 8,
         };
         let down: Arc<dyn KeyStore> = Arc::new(Down { pool });

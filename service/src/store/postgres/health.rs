@@ -25,15 +25,47 @@ use std::time::{Duration, Instant};
 /// Idle longer than this and a connection is tested before use.
 pub(super) const IDLE_TEST: Duration = Duration::from_secs(10);
 
-/// When the server was last seen dropping this process's sessions.
+/// When the server was last seen dropping this process's sessions, and
+/// when a session last refused a write as read-only (`pool.rs`).
+#[derive(Default)]
 pub(super) struct SessionLosses {
+    lost: Moment,
+    read_only: Moment,
+}
+
+impl SessionLosses {
+    /// Records a lost session, now.
+    pub(super) fn heard(&self) {
+        self.lost.record();
+    }
+
+    /// Records a write refused as read-only, now.
+    pub(super) fn refused_read_only(&self) {
+        self.read_only.record();
+    }
+
+    /// Whether a connection idle for `idle_for` must be tested before
+    /// use: idle long, or idle since before the last loss heard.
+    pub(super) fn must_test(&self, idle_for: Duration) -> bool {
+        idle_for >= IDLE_TEST || self.lost.since(idle_for)
+    }
+
+    /// Whether a write was refused as read-only since a connection open
+    /// for `open_for` was opened.
+    pub(super) fn read_only_after(&self, open_for: Duration) -> bool {
+        self.read_only.since(open_for)
+    }
+}
+
+/// The last time something happened, recorded from any thread.
+struct Moment {
     /// A fixed instant the times below count from.
     origin: Instant,
-    /// Nanoseconds from `origin` to the last loss heard; 0: none yet.
+    /// Nanoseconds from `origin` to the last record; 0: none yet.
     last: AtomicU64,
 }
 
-impl Default for SessionLosses {
+impl Default for Moment {
     fn default() -> Self {
         Self {
             origin: Instant::now(),
@@ -42,26 +74,17 @@ impl Default for SessionLosses {
     }
 }
 
-impl SessionLosses {
-    /// Records a lost session, now.
-    pub(super) fn heard(&self) {
+impl Moment {
+    fn record(&self) {
         let since = self.origin.elapsed().as_nanos().max(1);
         self.last
             .fetch_max(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    /// Whether a connection idle for `idle_for` must be tested before
-    /// use: idle long, or idle since before the last loss heard.
-    pub(super) fn must_test(&self, idle_for: Duration) -> bool {
-        if idle_for >= IDLE_TEST {
-            return true;
-        }
+    /// Whether it was recorded at or after the instant `ago` before now.
+    fn since(&self, ago: Duration) -> bool {
         let last = self.last.load(Ordering::Relaxed);
-        if last == 0 {
-            return false;
-        }
-        let idle_since = self.origin.elapsed().saturating_sub(idle_for);
-        idle_since <= Duration::from_nanos(last)
+        last != 0 && self.origin.elapsed().saturating_sub(ago) <= Duration::from_nanos(last)
     }
 }
 
@@ -102,6 +125,18 @@ mod tests {
             !losses.must_test(Duration::from_millis(5)),
             "back in the pool after the loss: not tested"
         );
+    }
+
+    #[test]
+    fn only_sessions_opened_before_a_read_only_refusal_are_suspect() {
+        let losses = SessionLosses::default();
+        assert!(!losses.read_only_after(Duration::from_secs(3600)), "no refusal yet");
+        std::thread::sleep(Duration::from_millis(20));
+        losses.refused_read_only();
+        assert!(losses.read_only_after(Duration::from_millis(10)), "opened before it");
+        assert!(!losses.must_test(Duration::ZERO), "a refusal is not a lost session");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!losses.read_only_after(Duration::from_millis(5)), "opened since");
     }
 
     #[test]

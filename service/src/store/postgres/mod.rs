@@ -39,7 +39,6 @@ mod statements;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -116,9 +115,6 @@ pub struct PgStore {
     pool: PgPool,
     /// Lease and TTL written into every claim.
     terms: Terms,
-    /// Store calls in flight (for `/metrics`: those not holding a
-    /// connection are waiting for one).
-    calls: Arc<AtomicU32>,
     /// The replay cache's budget per kind of resource, in bytes (0: none).
     replay_cache_bytes: usize,
     /// This process's duplicates waiting for an in-flight key, woken by
@@ -133,15 +129,6 @@ pub struct PgStore {
 
 /// A request connection held by a test ([`PgStore::hold`]).
 pub struct HeldConnection(#[allow(dead_code, reason = "held for its drop")] pool::Held);
-
-/// One store call in flight, counted until it drops.
-pub(super) struct Call(Arc<AtomicU32>);
-
-impl Drop for Call {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 impl PgStore {
     /// Connects (retrying for up to 30 s while the server starts), applies
@@ -176,7 +163,6 @@ impl PgStore {
             conns,
             pool,
             terms,
-            calls: Arc::default(),
             replay_cache_bytes: DEFAULT_REPLAY_CACHE_BYTES,
             waiters,
             _listening: Arc::new(listening),
@@ -202,12 +188,6 @@ impl PgStore {
         }
     }
 
-    /// Counts a store call in flight until the result drops.
-    pub(super) fn call(&self) -> Call {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        Call(self.calls.clone())
-    }
-
     /// Runs `statement`, which writes nothing, up to [`READ_ATTEMPTS`]
     /// times while its connection turns out dead.
     pub(super) async fn read<T, F, Fut>(&self, statement: F) -> Result<T, StoreError>
@@ -227,19 +207,73 @@ impl PgStore {
         }
     }
 
-    /// The store's error for a failed statement; a dead connection also
-    /// marks every idle one for a test (`health.rs`).
-    pub(super) fn failed(&self, e: sqlx::Error) -> StoreError {
-        if health::retryable(&e) {
-            self.losses.heard();
+    /// Runs `statement`, which writes, a second time if its session
+    /// refused it as read-only: the server ran none of it, and the second
+    /// run is on a session opened since the refusal (`pool.rs` closes the
+    /// older ones), which sees whether the database is writable now. So
+    /// after a read-only outage the first write on a session that started
+    /// read-only does not fail. Any other failure is not run again: the
+    /// statement may have committed.
+    pub(super) async fn write<T, F, Fut>(&self, statement: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        match statement().await {
+            Err(e) if pool::read_only(&e) => {
+                self.note(&e);
+                statement().await.map_err(|e| self.failed(e))
+            }
+            other => other.map_err(|e| self.failed(e)),
         }
+    }
+
+    /// The store's error for a failed statement, noted (see
+    /// [`Self::note`]).
+    pub(super) fn failed(&self, e: sqlx::Error) -> StoreError {
+        self.note(&e);
         StoreError::unavailable(e)
     }
 
-    /// A pool on the store's database, for tests' and the broken
-    /// strategies' own statements (not the one requests use).
+    /// What a failure says about the other connections: a dead one marks
+    /// every idle one for a test (`health.rs`); a read-only refusal marks
+    /// every one opened before it for closing (`pool.rs`).
+    fn note(&self, e: &sqlx::Error) {
+        if health::retryable(e) {
+            self.losses.heard();
+        } else if pool::read_only(e) {
+            self.losses.refused_read_only();
+        }
+    }
+
+    /// A pool on the store's database, for tests' own statements and
+    /// set-up (not the one requests use).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Runs a broken strategy's statement on the connections requests
+    /// use, so that a comparison with the correct store measures the
+    /// designs and not two pools (sqlx's tests every connection it takes
+    /// back, a round trip these do not pay).
+    #[cfg(feature = "mutants")]
+    pub(crate) async fn fetch_optional<'q, O>(
+        &self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> Result<Option<O>, StoreError>
+    where
+        O: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        self.conns.fetch_optional(query).await.map_err(|e| self.failed(e))
+    }
+
+    /// [`Self::fetch_optional`] for a statement run for its effect.
+    #[cfg(feature = "mutants")]
+    pub(crate) async fn execute(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<(), StoreError> {
+        self.conns.execute(query).await.map(drop).map_err(|e| self.failed(e))
     }
 
     /// One of the connections requests use, held out of their reach until
@@ -273,8 +307,6 @@ impl PgStore {
         token: LeaseToken,
         now: Timestamp,
     ) -> Result<ClaimOutcome, StoreError> {
-        let _call = self.call();
-
         // Read first: replays, mismatches and in-flight keys are answered
         // from a plain read. Only a key that `decide` finds free is written,
         // because even a no-op `ON CONFLICT DO UPDATE` locks the row, and a
@@ -294,21 +326,21 @@ impl PgStore {
                 }
             }
             let claimed = self
-                .conns
-                .fetch_optional(
-                    sqlx::query_as::<_, (i32,)>(queries::CLAIM)
-                        .bind(scope.organization_id)
-                        .bind(scope.user_id)
-                        .bind(&scope.endpoint)
-                        .bind(scope.key.as_str())
-                        .bind(&fingerprint.0[..])
-                        .bind(token.0)
-                        .bind(now + self.terms.lease)
-                        .bind(record.created_at)
-                        .bind(record.expires_at),
-                )
-                .await
-                .map_err(|e| self.failed(e))?;
+                .write(|| {
+                    self.conns.fetch_optional(
+                        sqlx::query_as::<_, (i32,)>(queries::CLAIM)
+                            .bind(scope.organization_id)
+                            .bind(scope.user_id)
+                            .bind(&scope.endpoint)
+                            .bind(scope.key.as_str())
+                            .bind(&fingerprint.0[..])
+                            .bind(token.0)
+                            .bind(now + self.terms.lease)
+                            .bind(record.created_at)
+                            .bind(record.expires_at),
+                    )
+                })
+                .await?;
             if claimed.is_some() {
                 return Ok(ClaimOutcome::Acquired);
             }
@@ -364,9 +396,8 @@ impl KeyStore for PgStore {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
-        let _call = self.call();
-        self.conns
-            .execute(
+        self.write(|| {
+            self.conns.execute(
                 sqlx::query(queries::RELEASE)
                     .bind(lease.scope.organization_id)
                     .bind(lease.scope.user_id)
@@ -375,30 +406,28 @@ impl KeyStore for PgStore {
                     .bind(lease.token.0)
                     .bind(notify::tag(&lease.scope)),
             )
-            .await
-            .map_err(|e| self.failed(e))?;
+        })
+        .await?;
         Ok(())
     }
 
     async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
-        let _call = self.call();
         let done = self
-            .conns
-            .execute(sqlx::query(queries::REAP).bind(now).bind(i64::from(limit)))
-            .await
-            .map_err(|e| self.failed(e))?;
+            .write(|| {
+                self.conns
+                    .execute(sqlx::query(queries::REAP).bind(now).bind(i64::from(limit)))
+            })
+            .await?;
         Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let _call = self.call();
         self.read(|| self.conns.execute(sqlx::query("SELECT 1")))
             .await
             .map(drop)
     }
 
     async fn probe_write(&self, _now: Timestamp, patience: Duration) -> Probe {
-        let _call = self.call();
         // The checkout runs in a task of its own: a connection that takes
         // longer than `patience` to open is still opened, and left in the
         // pool for the next probe, instead of being given up on each time
@@ -446,13 +475,13 @@ impl KeyStore for PgStore {
     }
 
     fn pool_use(&self) -> Option<PoolUse> {
-        let (open, idle, max) = self.conns.counts();
+        let status = self.conns.status();
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Some(PoolUse {
-            in_use: count(open.saturating_sub(idle)),
-            idle: count(idle.min(open)),
-            calls: self.calls.load(Ordering::Relaxed),
-            max: count(max),
+            in_use: count(status.size.saturating_sub(status.available)),
+            idle: count(status.available.min(status.size)),
+            waiting: count(status.waiting),
+            max: count(status.max_size),
         })
     }
 }

@@ -14,6 +14,9 @@
 //!   read-only session (whose setting may be stale), leaves its
 //!   connection unsettled, and an unsettled connection is closed instead
 //!   of reused;
+//! - a connection opened before the last read-only refusal is closed
+//!   instead of reused: its session may have started read-only, and keeps
+//!   that default for its life (see [`read_only`]);
 //! - a connection that may be dead ([`SessionLosses::must_test`]: idle
 //!   long, or idle since before the server was last seen dropping
 //!   sessions) is tested before it is handed out; one that fails the test
@@ -50,6 +53,9 @@ pub(super) struct Conn {
     settled: bool,
     /// When the last statement ended: how long the connection has idled.
     done_at: Instant,
+    /// When the session started: one that started before the last
+    /// read-only refusal may have started read-only.
+    opened_at: Instant,
 }
 
 impl managed::Manager for Manager {
@@ -57,16 +63,21 @@ impl managed::Manager for Manager {
     type Error = sqlx::Error;
 
     async fn create(&self) -> Result<Conn, sqlx::Error> {
+        let opened_at = Instant::now();
         Ok(Conn {
             raw: self.options.connect().await?,
             settled: true,
             done_at: Instant::now(),
+            opened_at,
         })
     }
 
     async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<sqlx::Error> {
         if !conn.settled {
             return Err(RecycleError::message("its last statement did not run to its end"));
+        }
+        if self.losses.read_only_after(conn.opened_at.elapsed()) {
+            return Err(RecycleError::message("opened before the last read-only refusal"));
         }
         if self.losses.must_test(conn.done_at.elapsed()) {
             conn.raw.ping().await?;
@@ -124,10 +135,9 @@ impl Connections {
         status.size >= status.max_size && status.available == 0
     }
 
-    /// Connections open, those of them idle, and how many may be open.
-    pub(super) fn counts(&self) -> (usize, usize, usize) {
-        let status = self.pool.status();
-        (status.size, status.available, status.max_size)
+    /// Connections open, idle and allowed, and the callers waiting.
+    pub(super) fn status(&self) -> managed::Status {
+        self.pool.status()
     }
 
     /// Runs `query`; at most one row back.
@@ -135,10 +145,7 @@ impl Connections {
     where
         O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
     {
-        let mut conn = self.get().await.map_err(no_connection)?;
-        conn.start();
-        let result = query.fetch_optional(&mut conn.raw).await;
-        conn.end(result)
+        self.run(async |conn| query.fetch_optional(conn).await).await
     }
 
     /// Runs `query`; exactly one row back.
@@ -146,10 +153,7 @@ impl Connections {
     where
         O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
     {
-        let mut conn = self.get().await.map_err(no_connection)?;
-        conn.start();
-        let result = query.fetch_one(&mut conn.raw).await;
-        conn.end(result)
+        self.run(async |conn| query.fetch_one(conn).await).await
     }
 
     /// Runs `query`; every row back.
@@ -157,17 +161,23 @@ impl Connections {
     where
         O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
     {
-        let mut conn = self.get().await.map_err(no_connection)?;
-        conn.start();
-        let result = query.fetch_all(&mut conn.raw).await;
-        conn.end(result)
+        self.run(async |conn| query.fetch_all(conn).await).await
     }
 
     /// Runs `query` for its effect.
     pub(super) async fn execute(&self, query: Query<'_>) -> Result<PgQueryResult, sqlx::Error> {
+        self.run(async |conn| query.execute(conn).await).await
+    }
+
+    /// Runs `statement` on a connection held for it, and marks the
+    /// connection for closing unless the statement ran to its end.
+    async fn run<T>(
+        &self,
+        statement: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
         let mut conn = self.get().await.map_err(no_connection)?;
         conn.start();
-        let result = query.execute(&mut conn.raw).await;
+        let result = statement(&mut conn.raw).await;
         conn.end(result)
     }
 }
@@ -195,16 +205,23 @@ impl Conn {
 
 /// Whether `e` means the connection must not be reused: it is out of
 /// step with the server or without one (a connection failure, or the TLS
-/// layer's), or its session refused a write as read-only. A session takes
-/// `default_transaction_read_only` when it starts and keeps it, and one
-/// on a server that was a standby stays read-only, so after the database
-/// is made writable again (or fails over back) only a new session sees
-/// it; closing the refused one costs one connection per refused write,
-/// and those are failing anyway.
+/// layer's), or its session refused a write as read-only.
 fn broken(e: &sqlx::Error) -> bool {
-    health::retryable(e)
-        || matches!(e, sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed)
-        || matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(READ_ONLY_SQL_TRANSACTION))
+    health::retryable(e) || matches!(e, sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed) || read_only(e)
+}
+
+/// Whether `e` is a write refused because its session is read-only. A
+/// session takes `default_transaction_read_only` when it starts and keeps
+/// it, and one on a server that was a standby stays read-only, so after
+/// the database is made writable again (or fails over back) only a new
+/// session sees it. The refused connection is closed (a connection per
+/// refused write, and those are failing anyway), and so is every other
+/// opened before the refusal when next handed out: after the outage, one
+/// refused write clears the pool of sessions that started read-only. The
+/// server ran none of a refused statement (the error ends its implicit
+/// transaction), so it may run again (`PgStore::write`).
+pub(super) fn read_only(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(READ_ONLY_SQL_TRANSACTION))
 }
 
 /// SQLSTATE `read_only_sql_transaction`.

@@ -72,12 +72,13 @@ impl<'r, R: sqlx::FromRow<'r, PgRow>> sqlx::FromRow<'r, PgRow> for ListedRow<R> 
 #[async_trait]
 impl<R: Resource> Resources<R> for PgResources<R> {
     async fn insert(&self, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
-        let _call = self.store.call();
         self.store
-            .conns
-            .fetch_one(R::bind(new, now, sqlx::query_as(&self.sql.insert)))
+            .write(|| {
+                self.store
+                    .conns
+                    .fetch_one(R::bind(new, now, sqlx::query_as(&self.sql.insert)))
+            })
             .await
-            .map_err(|e| self.store.failed(e))
     }
 
     async fn insert_one_step(
@@ -90,23 +91,22 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         if let Some(resource) = self.cache.replay(scope, &fingerprint, now) {
             return Ok(OneStep::Replayed(resource));
         }
-        let _call = self.store.call();
         let expires_at = now + self.store.terms.ttl;
         let created = self
             .store
-            .conns
-            .fetch_optional(
-                R::bind(new, now, sqlx::query_as(&self.sql.one_step))
-                    .bind(scope.organization_id)
-                    .bind(scope.user_id)
-                    .bind(&scope.endpoint)
-                    .bind(scope.key.as_str())
-                    .bind(&fingerprint.0[..])
-                    .bind(now)
-                    .bind(expires_at),
-            )
-            .await
-            .map_err(|e| self.store.failed(e))?;
+            .write(|| {
+                self.store.conns.fetch_optional(
+                    R::bind(new, now, sqlx::query_as(&self.sql.one_step))
+                        .bind(scope.organization_id)
+                        .bind(scope.user_id)
+                        .bind(&scope.endpoint)
+                        .bind(scope.key.as_str())
+                        .bind(&fingerprint.0[..])
+                        .bind(now)
+                        .bind(expires_at),
+                )
+            })
+            .await?;
         if let Some(created) = created {
             self.cache.completed(scope, fingerprint, &created, now, expires_at);
             return Ok(OneStep::Created(created));
@@ -147,25 +147,23 @@ impl<R: Resource> Resources<R> for PgResources<R> {
     }
 
     async fn insert_completing(&self, lease: &Lease, new: &R::New, now: Timestamp) -> Result<R, StoreError> {
-        let _call = self.store.call();
         self.store
-            .conns
-            .fetch_optional(
-                R::bind(new, now, sqlx::query_as(&self.sql.completing))
-                    .bind(lease.scope.organization_id)
-                    .bind(lease.scope.user_id)
-                    .bind(&lease.scope.endpoint)
-                    .bind(lease.scope.key.as_str())
-                    .bind(lease.token.0)
-                    .bind(super::notify::tag(&lease.scope)),
-            )
-            .await
-            .map_err(|e| self.store.failed(e))?
+            .write(|| {
+                self.store.conns.fetch_optional(
+                    R::bind(new, now, sqlx::query_as(&self.sql.completing))
+                        .bind(lease.scope.organization_id)
+                        .bind(lease.scope.user_id)
+                        .bind(&lease.scope.endpoint)
+                        .bind(lease.scope.key.as_str())
+                        .bind(lease.token.0)
+                        .bind(super::notify::tag(&lease.scope)),
+                )
+            })
+            .await?
             .ok_or(StoreError::LeaseLost)
     }
 
     async fn get(&self, organization_id: i64, id: i64) -> Result<Option<R>, StoreError> {
-        let _call = self.store.call();
         self.store
             .read(|| {
                 self.store
@@ -182,7 +180,6 @@ impl<R: Resource> Resources<R> for PgResources<R> {
         after: Option<i64>,
         bound: PageBound,
     ) -> Result<Listed<R>, StoreError> {
-        let _call = self.store.call();
         let rows: Vec<ListedRow<R>> = self
             .store
             .read(|| {
