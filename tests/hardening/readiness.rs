@@ -78,6 +78,20 @@ async fn reconnect_everyone(admin: &mut PgConnection, db: &str) {
     .expect("terminate the service's connections");
 }
 
+/// Makes `db` read-only for every session started from now on, or
+/// writable again (sessions already open keep what they started with).
+async fn read_only(admin: &mut PgConnection, db: &str, on: bool) {
+    let change = if on {
+        "SET default_transaction_read_only = on"
+    } else {
+        "RESET default_transaction_read_only"
+    };
+    admin
+        .execute(format!("ALTER DATABASE {db} {change}").as_str())
+        .await
+        .expect("change the database's default_transaction_read_only");
+}
+
 /// A ready service with fast probes on `backend`'s Postgres, the name of
 /// its database, and an administrator's connection to the server.
 async fn ready_with_admin(backend: &Backend) -> (TestApp, String, PgConnection) {
@@ -95,10 +109,7 @@ async fn ready_with_admin(backend: &Backend) -> (TestApp, String, PgConnection) 
 
 async fn readyz_follows_a_read_only_database(backend: Backend) {
     let (app, db, mut admin) = ready_with_admin(&backend).await;
-    admin
-        .execute(format!("ALTER DATABASE {db} SET default_transaction_read_only = on").as_str())
-        .await
-        .expect("make the database read-only");
+    read_only(&mut admin, &db, true).await;
     reconnect_everyone(&mut admin, &db).await;
     wait_for_readyz(&app, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(app.metric("idemproof_ready").await, 0.0);
@@ -109,10 +120,7 @@ async fn readyz_follows_a_read_only_database(backend: Backend) {
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{refused:?}");
     assert_eq!(refused.code(), "service_unavailable");
     assert!(app.all_agents(1).await.is_empty());
-    admin
-        .execute(format!("ALTER DATABASE {db} RESET default_transaction_read_only").as_str())
-        .await
-        .expect("make the database writable");
+    read_only(&mut admin, &db, false).await;
     reconnect_everyone(&mut admin, &db).await;
     wait_for_readyz(&app, StatusCode::OK).await;
     let created = app.create(1, 1, Some("during-read-only"), &body).await;
@@ -133,10 +141,7 @@ async fn readyz_follows_a_read_only_database(backend: Backend) {
 /// database is writable.
 async fn sessions_that_started_read_only_do_not_outlive_the_outage(backend: Backend) {
     let (app, db, mut admin) = ready_with_admin(&backend).await;
-    admin
-        .execute(format!("ALTER DATABASE {db} SET default_transaction_read_only = on").as_str())
-        .await
-        .expect("make the database read-only");
+    read_only(&mut admin, &db, true).await;
     reconnect_everyone(&mut admin, &db).await;
     wait_for_readyz(&app, StatusCode::SERVICE_UNAVAILABLE).await;
     // Several sessions opened during the outage, idle in the pool.
@@ -145,10 +150,7 @@ async fn sessions_that_started_read_only_do_not_outlive_the_outage(backend: Back
         .await
         .expect("connections during the outage");
     drop(held);
-    admin
-        .execute(format!("ALTER DATABASE {db} RESET default_transaction_read_only").as_str())
-        .await
-        .expect("make the database writable");
+    read_only(&mut admin, &db, false).await;
     for key in ["first-after-outage", "second-after-outage"] {
         let created = app.create(1, 1, Some(key), &json!({"name": key})).await;
         assert_eq!(created.status, StatusCode::CREATED, "{key}: {created:?}");
