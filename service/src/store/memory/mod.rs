@@ -158,3 +158,18 @@ impl KeyStore for MemoryStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_reports_the_terms_it_writes_claims_with() {
+        let terms = Terms {
+            lease: chrono::Duration::seconds(7),
+            ttl: chrono::Duration::minutes(3),
+        };
+        assert_ne!(terms, Terms::default());
+        assert_eq!(MemoryStore::new(terms).terms(), terms);
+    }
+}
