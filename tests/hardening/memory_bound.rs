@@ -8,7 +8,7 @@
 use idemproof_models::{Fingerprint, IdempotencyKey, LeaseToken, Scope};
 use idemproof_service::clock::Clock;
 use idemproof_service::http::agents::CREATE_ENDPOINT;
-use idemproof_service::store::memory::{RESOURCES_FULL_RETRY_SECS, ROW_OVERHEAD_BYTES};
+use idemproof_service::store::memory::{RESOURCES_FULL_RETRY_SECS, ROW_OVERHEAD_BYTES, SMALLEST_ROW_BYTES};
 use idemproof_testkit::app::{Backend, Reply, TestApp};
 use idemproof_testkit::cases;
 use idemproof_testkit::runner::{Backends, Case};
@@ -114,10 +114,11 @@ async fn creations_are_refused_past_the_resource_budget(backend: Backend) {
         assert_full(&reply, RESOURCES_FULL_RETRY_SECS);
         assert!(memory.claims().record(&scope(&key)).is_none(), "a refused key was kept");
     }
+    let used = memory.resource_bytes();
+    assert!(used <= BUDGET, "{used} bytes stored");
     assert!(
-        memory.resource_bytes() <= BUDGET,
-        "{} bytes stored",
-        memory.resource_bytes()
+        BUDGET - used < SMALLEST_ROW_BYTES,
+        "{used} of {BUDGET} bytes counted, yet the smallest agent was refused"
     );
     // Without a key, and through a claim (taking over the abandoned one,
     // whose completion finds no room and releases it): refused alike.

@@ -448,6 +448,11 @@ mod tests {
                 code.retry_after(),
                 "{code:?}"
             );
+            assert_eq!(
+                headers.get(header::CONNECTION).is_some_and(|v| v == "close"),
+                matches!(code, Code::RequestTimeout | Code::PayloadTooLarge),
+                "{code:?}: only an answer before the whole body was read closes the connection"
+            );
             assert!(!code.stages().is_empty(), "{code:?} arises somewhere");
         }
     }

@@ -26,8 +26,8 @@ use async_trait::async_trait;
 use idemproof_models::{Claim, ClaimTable, Fingerprint, LeaseToken, Scope, Terms, Timestamp};
 use tokio::sync::oneshot;
 
-use self::budget::{Budget, SMALLEST_ROW_BYTES};
-pub use self::budget::{MemoryLimits, RESOURCES_FULL_RETRY_SECS, ROW_OVERHEAD_BYTES};
+use self::budget::Budget;
+pub use self::budget::{MemoryLimits, RESOURCES_FULL_RETRY_SECS, ROW_OVERHEAD_BYTES, SMALLEST_ROW_BYTES};
 use self::table::MemoryResources;
 pub use self::table::Table;
 use super::{ChangeSignal, ClaimOutcome, KeyStore, Lease, Resource, StoreError, Stores};
