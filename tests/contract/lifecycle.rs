@@ -22,6 +22,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         in_flight_duplicate_is_409_at_once_in_reject_mode,
         in_flight_duplicate_waits_then_replays_in_wait_mode,
         in_flight_duplicate_is_409_when_the_wait_runs_out,
+        a_creation_runs_on_after_its_client_hangs_up,
         crashed_owner_blocks_the_key_only_until_its_lease_ends,
         failed_creation_is_not_pinned_to_the_key,
         outage_is_503_then_recovers,
@@ -111,6 +112,44 @@ async fn in_flight_duplicate_is_409_when_the_wait_runs_out(backend: Backend) {
     assert_eq!(reply.status, StatusCode::CONFLICT, "{reply:?}");
     assert_eq!(reply.code(), "idempotency_key_conflict");
     assert!(app.all_agents(1).await.is_empty());
+}
+
+/// A client that gives up on a creation (a timeout, a closed tab) does not
+/// cancel it: the creation runs to its end, so the client's retry replays
+/// it instead of creating a second time. Here the creation waits on a key
+/// held by a concurrent original; the client hangs up; the original then
+/// gives the key back, and the abandoned creation takes it and creates.
+async fn a_creation_runs_on_after_its_client_hangs_up(backend: Backend) {
+    let app = TestApp::spawn(&backend, |c| c.idempotency_wait = Duration::from_secs(20)).await;
+    let body = json!({"name": "Bot"});
+    let (lease, _new) = claim_like_an_original(&app, "k", &body).await;
+    let impatient = app
+        .client
+        .post(format!("{}/api/v1/agents?organization_id=1", app.base))
+        .bearer_auth(app.token(1, &[1]))
+        .header("Idempotency-Key", "\"k\"")
+        .timeout(Duration::from_millis(300))
+        .json(&body)
+        .send()
+        .await;
+    assert!(
+        impatient.as_ref().is_err_and(reqwest::Error::is_timeout),
+        "the creation waits on the held key until the client hangs up: {impatient:?}"
+    );
+    app.stores.keys.release(&lease).await.expect("release");
+    let mut created = 0;
+    for _ in 0..250 {
+        created = app.agents_with_key(1, "k").await;
+        if created > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(created, 1, "the abandoned creation ran to its end");
+    let retry = app.create(1, 1, Some("k"), &body).await;
+    assert_eq!(retry.status, StatusCode::OK, "{retry:?}");
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(app.all_agents(1).await.len(), 1);
 }
 
 async fn crashed_owner_blocks_the_key_only_until_its_lease_ends(backend: Backend) {

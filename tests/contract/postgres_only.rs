@@ -5,6 +5,7 @@
 //! notifications. Each case runs on the plain and on the
 //! partitioned schema.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         a_completed_key_replays_from_the_cache_while_the_database_is_unreachable,
         a_waiting_duplicate_is_notified_when_the_claim_ends,
         creations_queued_for_a_full_pool_are_counted_then_served,
+        sequential_creations_reuse_their_connections,
     ]
 }
 
@@ -304,4 +306,37 @@ async fn creations_queued_for_a_full_pool_are_counted_then_served(backend: Backe
     }
     assert_eq!(app.all_agents(1).await.len(), QUEUED);
     assert_eq!(app.metric("idemproof_db_pool_waiting").await, 0.0);
+}
+
+/// A connection outlives its statements: one creation after another runs
+/// on the sessions the pool already has, not on a new one each (which
+/// would cost a connection set-up, a server process and an
+/// authentication per request). Every client session of the database is
+/// sampled after each creation; over all of them no more are ever seen
+/// than the service's pool, its listener and the test's own pool hold.
+async fn sequential_creations_reuse_their_connections(backend: Backend) {
+    let app = TestApp::spawn(&backend, |c| c.database_max_connections = 2).await;
+    let pool = app.pool.as_ref().expect("postgres");
+    let mut seen = HashSet::new();
+    for i in 0..10 * app.config.database_max_connections {
+        let reply = app.create(1, 1, Some(&format!("k{i}")), &json!({"name": "Bot"})).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        let sessions: Vec<(i32, String)> = sqlx::query_as(
+            "SELECT pid, backend_start::text FROM pg_stat_activity
+              WHERE datname = current_database() AND backend_type = 'client backend'
+                AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("read the sessions");
+        seen.extend(sessions);
+    }
+    // The pool's connections, the listener's, and this test pool's others.
+    let most = app.config.database_max_connections as usize + 1 + pool.size() as usize;
+    assert!(
+        seen.len() <= most,
+        "{} sessions over {} creations, at most {most} expected",
+        seen.len(),
+        10 * app.config.database_max_connections
+    );
 }

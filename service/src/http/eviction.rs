@@ -159,4 +159,32 @@ mod tests {
         registry.close(&newer);
         assert!(registry.is_empty());
     }
+
+    /// Eight connections, so that a registry that lost track of time
+    /// (every connection idle since the same instant, ties broken by the
+    /// map's order) passes only by a 1-in-40320 chance.
+    #[test]
+    fn connections_go_in_the_order_they_fell_idle() {
+        let registry = Arc::new(Registry::default());
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(3));
+        let mut opened = Vec::new();
+        for _ in 0..8 {
+            opened.push(registry.open());
+            pause();
+        }
+        // The first one opened finishes a request last: it is now the one
+        // idle the shortest.
+        drop(registry.busy(&opened[0]));
+        let mut want: Vec<u64> = opened[1..].iter().map(|t| t.id).collect();
+        want.push(opened[0].id);
+        let mut chosen = Vec::new();
+        while registry.evict_longest_idle() {
+            let newly = opened
+                .iter()
+                .find(|t| t.evicted.load(Ordering::Relaxed) && !chosen.contains(&t.id))
+                .expect("the one just chosen");
+            chosen.push(newly.id);
+        }
+        assert_eq!(chosen, want);
+    }
 }

@@ -196,6 +196,7 @@ mod tests {
     use idemproof_models::Terms;
 
     use super::*;
+    use crate::domain::agent::{CreateEnvelope, NewAgent};
     use crate::store::memory::MemoryStore;
 
     /// A layer that changes nothing.
@@ -284,6 +285,29 @@ mod tests {
             ),
             "a reap reaches the store"
         );
+    }
+
+    #[tokio::test]
+    async fn a_layer_that_changes_nothing_passes_resources_through() {
+        let stores = Arc::new(MemoryStore::new(Terms::default()))
+            .stores()
+            .layer(Arc::new(Nothing));
+        let body = serde_json::json!({"name": "Bot"});
+        let new = NewAgent {
+            organization_id: 1,
+            user_id: 1,
+            idempotency_key: None,
+            spec: CreateEnvelope::from_json(&body).expect("valid body").spec,
+        };
+        let agent = stores.agents.insert(&new, Timestamp::UNIX_EPOCH).await.expect("insert");
+        let found = stores.agents.get(1, agent.id).await.expect("get");
+        assert_eq!(found.as_ref(), Some(&agent), "a read reaches the store");
+        let bound = PageBound {
+            rows: 10,
+            bytes: 1 << 20,
+        };
+        let listed = stores.agents.list(1, None, None, bound).await.expect("list");
+        assert_eq!(listed.items, [agent], "a listing reaches the store");
     }
 
     #[tokio::test]

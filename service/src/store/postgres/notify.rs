@@ -164,6 +164,29 @@ mod tests {
         assert!(lock(&waiters.by_tag).is_empty());
     }
 
+    /// A tag per scope: a completion wakes the waiters of its own key,
+    /// not every waiter of the process.
+    #[test]
+    fn scopes_that_differ_in_any_part_have_their_own_tags() {
+        let scope = |organization_id, user_id, endpoint: &str, key: &str| Scope {
+            organization_id,
+            user_id,
+            endpoint: endpoint.into(),
+            key: idemproof_models::IdempotencyKey::parse(key).expect("key"),
+        };
+        let base = scope(1, 2, "POST /a", "k");
+        assert_eq!(tag(&base), tag(&scope(1, 2, "POST /a", "k")));
+        let others = [
+            scope(9, 2, "POST /a", "k"),
+            scope(1, 9, "POST /a", "k"),
+            scope(1, 2, "POST /b", "k"),
+            scope(1, 2, "POST /a", "j"),
+        ];
+        for other in &others {
+            assert_ne!(tag(&base), tag(other), "{other:?}");
+        }
+    }
+
     #[test]
     fn every_notifying_statement_names_the_channel() {
         assert!(super::super::queries::RELEASE.contains(&format!("pg_notify('{CHANNEL}'")));

@@ -238,3 +238,21 @@ fn no_connection(e: GetError) -> sqlx::Error {
         other => sqlx::Error::Configuration(other.to_string().into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// "Busy" means every connection is open and in use, so the readiness
+    /// probe can tell a full pool (ready, just loaded) from a database it
+    /// cannot reach (not ready): a pool that fails to open any connection
+    /// is not busy.
+    #[tokio::test]
+    async fn a_pool_that_cannot_connect_is_not_busy() {
+        let options = PgConnectOptions::new().host("127.0.0.1").port(1);
+        let conns = Connections::new(options, 2, Duration::from_millis(200), Arc::default());
+        assert!(!conns.is_busy(), "nothing open yet");
+        assert!(conns.get().await.is_err(), "port 1 refuses");
+        assert!(!conns.is_busy(), "still nothing open");
+    }
+}
