@@ -166,11 +166,10 @@ mod tests {
     #[test]
     fn connections_go_in_the_order_they_fell_idle() {
         let registry = Arc::new(Registry::default());
-        let pause = || std::thread::sleep(std::time::Duration::from_millis(3));
         let mut opened = Vec::new();
         for _ in 0..8 {
             opened.push(registry.open());
-            pause();
+            std::thread::sleep(std::time::Duration::from_millis(3));
         }
         // The first one opened finishes a request last: it is now the one
         // idle the shortest.
