@@ -12,6 +12,7 @@ use std::time::Duration;
 use idemproof_models::LeaseToken;
 use idemproof_service::clock::Clock;
 use idemproof_service::domain::agent::CreateEnvelope;
+use idemproof_service::store::postgres::PgStore;
 use idemproof_service::store::{ChangeSignal, ClaimOutcome};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -31,6 +32,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         a_waiting_duplicate_is_notified_when_the_claim_ends,
         creations_queued_for_a_full_pool_are_counted_then_served,
         sequential_creations_reuse_their_connections,
+        a_dropped_store_stops_listening,
     ]
 }
 
@@ -338,5 +340,46 @@ async fn sequential_creations_reuse_their_connections(backend: Backend) {
         seen.len() <= most,
         "{} sessions over {creations} creations, at most {most} expected",
         seen.len()
+    );
+}
+
+/// Each store keeps a session listening for key notifications; it must
+/// end with the store, or every store a process opened and dropped (a
+/// test, a reconnect) would hold a server session for good.
+async fn a_dropped_store_stops_listening(backend: Backend) {
+    let app = TestApp::spawn(&backend, |_| {}).await;
+    let pool = app.pool.as_ref().expect("postgres");
+    let (server, schema) = backend.postgres().expect("a Postgres backend");
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .expect("database name");
+    let listening = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("count the listening sessions")
+    };
+    let before = listening().await;
+    assert!(before >= 1, "the app's own store listens");
+    let store = PgStore::connect(&server.url(&db), 1, app.config.terms(), schema)
+        .await
+        .expect("a second store");
+    assert_eq!(listening().await, before + 1, "the second store listens");
+    drop(store);
+    // The session ends once the server reads the closed socket: bounded
+    // polls, no claim on how long that takes.
+    for _ in 0..200 {
+        if listening().await == before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "the dropped store's session still listens: {} listening",
+        listening().await
     );
 }

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use idemproof_harness::deploy::DbProxy;
 use idemproof_service::Config;
 use idemproof_service::store::postgres::PgStore;
 use idemproof_testkit::app::{Backend, Fixture, TestApp};
@@ -23,6 +24,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         readyz_follows_a_read_only_database,
         sessions_that_started_read_only_do_not_outlive_the_outage,
         readyz_follows_a_database_that_refuses_connections,
+        readyz_follows_a_database_that_accepts_but_never_answers,
         readyz_follows_a_full_data_disk,
         a_busy_pool_does_not_move_readyz,
     ]
@@ -183,6 +185,43 @@ async fn readyz_follows_a_database_that_refuses_connections(backend: Backend) {
     let created = app.create(1, 1, Some("during-outage"), &json!({"name": "n"})).await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
     let _ = admin.close().await;
+}
+
+/// A server that accepts connections and never answers them (overloaded,
+/// or a path that drops its replies), reached through a proxy whose
+/// upstream turns silent and which severs every session: the probe gets
+/// no connection in time, yet the pool has room and nothing it holds is
+/// in use, so this is an outage, not a busy pool.
+async fn readyz_follows_a_database_that_accepts_but_never_answers(backend: Backend) {
+    let (server, schema) = backend.postgres().expect("a Postgres backend");
+    let db = server.create_database().await.expect("a database");
+    let proxy = DbProxy::start(server.addr()).await.expect("a proxy");
+    let mut config = idemproof_testkit::app::test_config();
+    fast_probes(&mut config);
+    let url = format!("postgres://postgres@{}/{db}", proxy.addr);
+    let store = PgStore::connect(&url, config.database_max_connections, config.terms(), schema)
+        .await
+        .expect("connect through the proxy");
+    let fixture = Fixture {
+        stores: store.stores(),
+        memory: None,
+        pg: Some(store),
+    };
+    let app = TestApp::spawn_on(fixture, config).await;
+    wait_for_readyz(&app, StatusCode::OK).await;
+    // Never accepted, never read: the kernel completes the handshake and
+    // the startup message waits in its queue.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a silent port");
+    proxy.set_upstream(silent.local_addr().expect("its address"));
+    proxy.sever_all();
+    wait_for_readyz(&app, StatusCode::SERVICE_UNAVAILABLE).await;
+    proxy.set_upstream(server.addr());
+    wait_for_readyz(&app, StatusCode::OK).await;
+    drop(silent);
+    let created = app.create(1, 1, Some("after-silence"), &json!({"name": "n"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
 }
 
 /// A real full disk: the database lives in a tablespace on a small tmpfs

@@ -231,11 +231,6 @@ impl Layer for FaultState {
         next.reap_expired(now, limit).await
     }
 
-    async fn ping(&self, next: &dyn KeyStore) -> Result<(), StoreError> {
-        self.before().await?;
-        next.ping().await
-    }
-
     /// The readiness probe meets the same faults as every other call.
     async fn probe_write(&self, next: &dyn KeyStore, now: Timestamp, patience: Duration) -> Probe {
         match self.before().await {

@@ -54,10 +54,6 @@ impl KeyStore for Counting {
         self.inner.reap_expired(now, limit).await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-
     async fn probe_write(&self, now: Timestamp, patience: Duration) -> Probe {
         self.inner.probe_write(now, patience).await
     }

@@ -71,9 +71,6 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Deletes up to `limit` keys that are dead at `now`; returns how many.
     async fn reap_expired(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
 
-    /// Whether the backend answers.
-    async fn ping(&self) -> Result<(), StoreError>;
-
     /// Whether a creation could be stored now, found by doing the smallest
     /// write that needs what a creation needs, into nothing clients see:
     /// on Postgres a committed write that allocates a fresh page (so a

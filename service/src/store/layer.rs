@@ -40,11 +40,6 @@ pub trait Layer: Send + Sync + 'static {
         next.reap_expired(now, limit).await
     }
 
-    /// [`KeyStore::ping`].
-    async fn ping(&self, next: &dyn KeyStore) -> Result<(), StoreError> {
-        next.ping().await
-    }
-
     /// [`KeyStore::probe_write`].
     async fn probe_write(&self, next: &dyn KeyStore, now: Timestamp, patience: Duration) -> Probe {
         next.probe_write(now, patience).await
@@ -139,10 +134,6 @@ impl<L: Layer> KeyStore for Layered<L, dyn KeyStore> {
         self.layer.reap_expired(&*self.next, now, limit).await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.layer.ping(&*self.next).await
-    }
-
     async fn probe_write(&self, now: Timestamp, patience: Duration) -> Probe {
         self.layer.probe_write(&*self.next, now, patience).await
     }
@@ -226,9 +217,6 @@ mod tests {
         async fn reap_expired(&self, _: Timestamp, _: u32) -> Result<u64, StoreError> {
             Err(StoreError::LeaseLost)
         }
-        async fn ping(&self) -> Result<(), StoreError> {
-            Err(StoreError::unavailable(std::io::Error::other("down")))
-        }
         async fn probe_write(&self, _: Timestamp, _: Duration) -> Probe {
             Probe::Failed
         }
@@ -237,12 +225,12 @@ mod tests {
         }
     }
 
-    /// A layer whose ping fails, whatever the store says.
+    /// A layer whose probes fail, whatever the store says.
     struct Unreachable;
     #[async_trait]
     impl Layer for Unreachable {
-        async fn ping(&self, _: &dyn KeyStore) -> Result<(), StoreError> {
-            Err(StoreError::unavailable(std::io::Error::other("cut off")))
+        async fn probe_write(&self, _: &dyn KeyStore, _: Timestamp, _: Duration) -> Probe {
+            Probe::Failed
         }
     }
 
@@ -256,14 +244,11 @@ mod tests {
         };
         let down: Arc<dyn KeyStore> = Arc::new(Down { pool });
         let seen = Layered::new(Arc::new(Nothing), down);
-        assert!(
-            matches!(seen.ping().await, Err(StoreError::Unavailable(_))),
-            "a failed ping stays failed"
-        );
         assert_eq!(seen.pool_use(), Some(pool), "the pool underneath is reported");
         assert_eq!(
             seen.probe_write(Timestamp::UNIX_EPOCH, Duration::ZERO).await,
-            Probe::Failed
+            Probe::Failed,
+            "a failed probe stays failed"
         );
         let lease = Lease {
             scope: Scope {
@@ -313,9 +298,10 @@ mod tests {
     #[tokio::test]
     async fn a_layer_decides_what_the_store_behind_it_answers() {
         let memory: Arc<dyn KeyStore> = Arc::new(MemoryStore::new(Terms::default()));
-        assert!(memory.ping().await.is_ok());
+        let patience = Duration::from_secs(1);
+        assert_eq!(memory.probe_write(Timestamp::UNIX_EPOCH, patience).await, Probe::Wrote);
         let seen = Layered::new(Arc::new(Unreachable), memory);
-        assert!(matches!(seen.ping().await, Err(StoreError::Unavailable(_))));
+        assert_eq!(seen.probe_write(Timestamp::UNIX_EPOCH, patience).await, Probe::Failed);
         assert_eq!(seen.pool_use(), None, "the in-memory store has no pool");
     }
 }

@@ -144,10 +144,6 @@ impl KeyStore for MemoryStore {
         Ok(self.claims.reap_expired(now, limit as usize) as u64)
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     /// Room for one more key (after removing dead ones) and for a small
     /// resource; nothing else can stop a creation in memory.
     async fn probe_write(&self, now: Timestamp, _patience: Duration) -> Probe {

@@ -19,11 +19,38 @@
 //! safe. A write answers 503 (it may have run), and its connection is
 //! closed.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Idle longer than this and a connection is tested before use.
 pub(super) const IDLE_TEST: Duration = Duration::from_secs(10);
+
+/// Runs of a statement that writes nothing when its connection turns out
+/// dead: the first failure marks every idle connection for a test, so
+/// the second run finds a live one unless the server is down, and the
+/// third says it is.
+pub(super) const READ_ATTEMPTS: usize = 3;
+
+/// Runs `statement`, which writes nothing, up to [`READ_ATTEMPTS`] times
+/// while it fails [`retryable`]-ly, each such failure heard in `losses`
+/// before the next run; answers the last run's result.
+pub(super) async fn read<T, F, Fut>(losses: &SessionLosses, statement: F) -> Result<T, sqlx::Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut attempts = 1;
+    loop {
+        match statement().await {
+            Err(e) if retryable(&e) && attempts < READ_ATTEMPTS => {
+                losses.heard();
+                attempts += 1;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// When the server was last seen dropping this process's sessions, and
 /// when a session last refused a write as read-only (`pool.rs`).
@@ -137,6 +164,55 @@ mod tests {
         assert!(!losses.must_test(Duration::ZERO), "a refusal is not a lost session");
         std::thread::sleep(Duration::from_millis(20));
         assert!(!losses.read_only_after(Duration::from_millis(5)), "opened since");
+    }
+
+    /// Runs of [`read`] over a statement that fails with `failure` up to
+    /// `failing` times, then answers: how many runs, and the result. A
+    /// statement that kept being run would stop failing after a dozen, so
+    /// a read that never gives up shows as too many runs, not as a hang.
+    async fn runs(failing: usize, failure: fn() -> sqlx::Error) -> (usize, Result<usize, sqlx::Error>, bool) {
+        let losses = SessionLosses::default();
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let result = read(&losses, || {
+            let run = ran.fetch_add(1, Ordering::Relaxed) + 1;
+            async move {
+                if run <= failing.min(12) {
+                    Err(failure())
+                } else {
+                    Ok(run)
+                }
+            }
+        })
+        .await;
+        (ran.into_inner(), result, losses.must_test(Duration::ZERO))
+    }
+
+    fn reset() -> sqlx::Error {
+        sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())
+    }
+
+    #[tokio::test]
+    async fn a_read_runs_again_on_a_dead_connection_up_to_its_attempts() {
+        let (ran, result, heard) = runs(1, reset).await;
+        assert_eq!((ran, result.ok()), (2, Some(2)), "one dead connection, then an answer");
+        assert!(heard, "the dead connection was heard");
+        let (ran, result, _) = runs(READ_ATTEMPTS - 1, reset).await;
+        assert_eq!(
+            (ran, result.ok()),
+            (READ_ATTEMPTS, Some(READ_ATTEMPTS)),
+            "the last attempt answers"
+        );
+        let (ran, result, _) = runs(usize::MAX, reset).await;
+        assert_eq!(ran, READ_ATTEMPTS, "a server that stays down is given up on");
+        assert!(matches!(result, Err(sqlx::Error::Io(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_failed_for_another_reason_runs_once() {
+        let (ran, result, heard) = runs(usize::MAX, || sqlx::Error::RowNotFound).await;
+        assert_eq!(ran, 1);
+        assert!(matches!(result, Err(sqlx::Error::RowNotFound)), "{result:?}");
+        assert!(!heard, "a failed statement is not a lost session");
     }
 
     #[test]

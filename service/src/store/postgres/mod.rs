@@ -97,11 +97,6 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 /// under us (released or reaped between the upsert and the read).
 const CLAIM_ATTEMPTS: usize = 4;
 
-/// Runs of a statement that writes nothing when its connection turns out
-/// dead (`health.rs`): the first failure marks every idle connection for
-/// a test, so the second run finds a live one unless the server is down.
-const READ_ATTEMPTS: usize = 3;
-
 /// The key store over a Postgres pool, and the handle every resource
 /// store of the same database shares.
 #[derive(Clone)]
@@ -188,23 +183,14 @@ impl PgStore {
         }
     }
 
-    /// Runs `statement`, which writes nothing, up to [`READ_ATTEMPTS`]
-    /// times while its connection turns out dead.
+    /// Runs `statement`, which writes nothing, again while its connection
+    /// turns out dead ([`health::read`]).
     pub(super) async fn read<T, F, Fut>(&self, statement: F) -> Result<T, StoreError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        let mut attempts = 1;
-        loop {
-            match statement().await {
-                Err(e) if health::retryable(&e) && attempts < READ_ATTEMPTS => {
-                    self.losses.heard();
-                    attempts += 1;
-                }
-                other => return other.map_err(|e| self.failed(e)),
-            }
-        }
+        health::read(&self.losses, statement).await.map_err(|e| self.failed(e))
     }
 
     /// Runs `statement`, which writes, a second time if its session
@@ -421,12 +407,6 @@ impl KeyStore for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|| self.conns.execute(sqlx::query("SELECT 1")))
-            .await
-            .map(drop)
-    }
-
     async fn probe_write(&self, _now: Timestamp, patience: Duration) -> Probe {
         // The checkout runs in a task of its own: a connection that takes
         // longer than `patience` to open is still opened, and left in the
@@ -508,5 +488,26 @@ impl queries::KeyRow {
             created_at: self.created_at,
             expires_at: self.expires_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Start-up waits [`CONNECT_PATIENCE`] for a database that is not up
+    /// yet (one starting beside the service), then gives up, so a service
+    /// pointed at the wrong address exits instead of hanging. Time is
+    /// paused: the clock jumps over every wait once nothing else runs.
+    #[tokio::test(start_paused = true)]
+    async fn start_up_retries_an_unreachable_database_for_its_patience_then_fails() {
+        let started = tokio::time::Instant::now();
+        let connect = PgStore::connect("postgres://u@127.0.0.1:1/db", 2, Terms::default(), Schema::Plain);
+        let result = tokio::time::timeout(4 * CONNECT_PATIENCE, connect)
+            .await
+            .expect("start-up gave up within four times its patience");
+        assert!(result.is_err(), "port 1 refuses");
+        let waited = started.elapsed();
+        assert!(waited >= CONNECT_PATIENCE, "gave up after {waited:?}");
     }
 }
