@@ -16,6 +16,7 @@ use idemproof_service::store::postgres::PgStore;
 use idemproof_service::store::{ChangeSignal, ClaimOutcome};
 use reqwest::StatusCode;
 use serde_json::json;
+use sqlx::{Connection, Executor, PgConnection};
 
 use idemproof_testkit::app::{Backend, TestApp};
 use idemproof_testkit::cases;
@@ -33,6 +34,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         creations_queued_for_a_full_pool_are_counted_then_served,
         sequential_creations_reuse_their_connections,
         a_dropped_store_stops_listening,
+        a_refused_write_runs_once_and_keeps_its_connection,
     ]
 }
 
@@ -382,4 +384,73 @@ async fn a_dropped_store_stops_listening(backend: Backend) {
         "the dropped store's session still listens: {} listening",
         listening().await
     );
+}
+
+/// A write the database refuses (here a trigger raising a check
+/// violation) may have done anything a statement can, so it is not run
+/// again; and the refusal says nothing about the connection, which stays
+/// in the pool. The trigger counts its runs on a sequence, which no
+/// rollback undoes. No probe or reaper shares the pool while its
+/// sessions are compared.
+async fn a_refused_write_runs_once_and_keeps_its_connection(backend: Backend) {
+    let app = TestApp::spawn(&backend, |c| {
+        c.readiness_interval = Duration::from_secs(3600);
+        c.idempotency_reap_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let (server, _) = backend.postgres().expect("a Postgres backend");
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(app.pool.as_ref().expect("postgres"))
+        .await
+        .expect("database name");
+    let mut admin = PgConnection::connect(&server.url(&db)).await.expect("admin");
+    let body = json!({"name": "Bot"});
+    let first = app.create(1, 1, Some("first"), &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    let before = sessions(&mut admin).await;
+    admin
+        .execute(
+            "CREATE SEQUENCE insert_runs;
+             CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN PERFORM nextval('insert_runs'); RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON agents FOR EACH ROW EXECUTE FUNCTION refuse_insert();",
+        )
+        .await
+        .expect("refuse agent inserts");
+    for key in [Some("refused"), None] {
+        let refused = app.create(1, 1, key, &body).await;
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{key:?}: {refused:?}");
+    }
+    let runs: i64 = sqlx::query_scalar("SELECT last_value FROM insert_runs")
+        .fetch_one(&mut admin)
+        .await
+        .expect("the trigger's runs");
+    assert_eq!(runs, 2, "each refused creation's insert ran once");
+    admin
+        .execute("DROP TRIGGER refuse ON agents")
+        .await
+        .expect("accept agent inserts");
+    let created = app.create(1, 1, Some("refused"), &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let after = sessions(&mut admin).await;
+    assert!(
+        after.is_subset(&before),
+        "sessions opened since the refusals: before {before:?}, after {after:?}"
+    );
+    let _ = admin.close().await;
+}
+
+/// The database's client sessions but the caller's, by process id and
+/// start time.
+async fn sessions(admin: &mut PgConnection) -> HashSet<(i32, String)> {
+    sqlx::query_as(
+        "SELECT pid, backend_start::text FROM pg_stat_activity
+          WHERE datname = current_database() AND backend_type = 'client backend'
+            AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(admin)
+    .await
+    .expect("read the sessions")
+    .into_iter()
+    .collect()
 }
