@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use idemproof_harness::deploy::DbProxy;
 use idemproof_service::Config;
-use idemproof_service::store::postgres::PgStore;
+use idemproof_service::store::postgres::{PgStore, Schema};
 use idemproof_testkit::app::{Backend, Fixture, TestApp};
 use idemproof_testkit::cases;
 use idemproof_testkit::runner::{Backends, Case};
@@ -187,6 +187,21 @@ async fn readyz_follows_a_database_that_refuses_connections(backend: Backend) {
     let _ = admin.close().await;
 }
 
+/// A ready service with `config` over a store on the database at `url`.
+async fn ready_on(url: &str, schema: Schema, config: Config) -> TestApp {
+    let store = PgStore::connect(url, config.database_max_connections, config.terms(), schema)
+        .await
+        .expect("connect to the case's database");
+    let fixture = Fixture {
+        stores: store.stores(),
+        memory: None,
+        pg: Some(store),
+    };
+    let app = TestApp::spawn_on(fixture, config).await;
+    wait_for_readyz(&app, StatusCode::OK).await;
+    app
+}
+
 /// A server that accepts connections and never answers them (overloaded,
 /// or a path that drops its replies), reached through a proxy whose
 /// upstream turns silent and which severs every session: the probe gets
@@ -199,16 +214,7 @@ async fn readyz_follows_a_database_that_accepts_but_never_answers(backend: Backe
     let mut config = idemproof_testkit::app::test_config();
     fast_probes(&mut config);
     let url = format!("postgres://postgres@{}/{db}", proxy.addr);
-    let store = PgStore::connect(&url, config.database_max_connections, config.terms(), schema)
-        .await
-        .expect("connect through the proxy");
-    let fixture = Fixture {
-        stores: store.stores(),
-        memory: None,
-        pg: Some(store),
-    };
-    let app = TestApp::spawn_on(fixture, config).await;
-    wait_for_readyz(&app, StatusCode::OK).await;
+    let app = ready_on(&url, schema, config).await;
     // Never accepted, never read: the kernel completes the handshake and
     // the startup message waits in its queue.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -240,16 +246,7 @@ async fn readyz_follows_a_full_data_disk(backend: Backend) {
     // over the whole case: a probe that only appended to a page it already
     // has would keep succeeding on the full disk, and the case would fail.
     config.readiness_interval = Duration::from_millis(250);
-    let store = PgStore::connect(&url, config.database_max_connections, config.terms(), schema)
-        .await
-        .expect("connect to the small-disk database");
-    let fixture = Fixture {
-        stores: store.stores(),
-        memory: None,
-        pg: Some(store),
-    };
-    let app = TestApp::spawn_on(fixture, config).await;
-    wait_for_readyz(&app, StatusCode::OK).await;
+    let app = ready_on(&url, schema, config).await;
     let mut filler = PgConnection::connect(&url).await.expect("filler connection");
     let filled = disk.fill(&mut filler).await;
     assert!(filled > 0, "nothing fitted before the disk was full");
