@@ -78,14 +78,21 @@ impl Drop for DbProxy {
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     while let Ok((client, _)) = listener.accept().await {
         let shared = shared.clone();
+        // Subscribed before the upstream is read: a sever that comes while
+        // this connection is still being made ends it too, and one that
+        // came earlier was preceded by any `set_upstream` it goes with.
+        let mut severed = shared.generation.subscribe();
         tokio::spawn(async move {
             let upstream = *shared.upstream.lock().unwrap_or_else(|p| p.into_inner());
-            let Ok(server) = TcpStream::connect(upstream).await else {
+            let server = tokio::select! {
+                server = TcpStream::connect(upstream) => server,
+                _ = severed.changed() => return,
+            };
+            let Ok(server) = server else {
                 return; // dropping `client` refuses it, like a dead server
             };
             let _ = client.set_nodelay(true);
             let _ = server.set_nodelay(true);
-            let mut severed = shared.generation.subscribe();
             let (cr, cw) = client.into_split();
             let (sr, sw) = server.into_split();
             tokio::select! {

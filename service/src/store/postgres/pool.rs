@@ -241,6 +241,12 @@ fn no_connection(e: GetError) -> sqlx::Error {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sqlx::postgres::PgSslMode;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
     use super::*;
 
     /// "Busy" means every connection is open and in use, so the readiness
@@ -254,5 +260,125 @@ mod tests {
         assert!(!conns.is_busy(), "nothing open yet");
         assert!(conns.get().await.is_err(), "port 1 refuses");
         assert!(!conns.is_busy(), "still nothing open");
+    }
+
+    /// Whether a connection is handed out again after its statement
+    /// failed, by the sessions two failing statements take: a statement
+    /// error the server answered keeps the connection; a session that
+    /// ended, or one that refused a write as read-only, is not reused.
+    /// Nothing here notes a loss (that is the store's part), so these
+    /// count what `Conn::end` decides alone.
+    #[tokio::test]
+    async fn a_connection_whose_statement_failed_is_handed_out_again() {
+        let (sessions, errors) = two_failed_statements(Answer::Error("23514")).await;
+        assert_eq!(sessions, 1);
+        let code = |e: &sqlx::Error| e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
+        assert!(errors.iter().all(|e| code(e).as_deref() == Some("23514")), "{errors:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_refused_as_read_only_is_not_handed_out_again() {
+        let (sessions, errors) = two_failed_statements(Answer::Error(READ_ONLY_SQL_TRANSACTION)).await;
+        assert_eq!(sessions, 2);
+        assert!(errors.iter().all(read_only), "{errors:?}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_session_ended_is_not_handed_out_again() {
+        let (sessions, errors) = two_failed_statements(Answer::HangUp).await;
+        assert_eq!(sessions, 2);
+        assert!(errors.iter().all(health::retryable), "{errors:?}");
+    }
+
+    /// Runs two statements, one after the other, on a pool whose server
+    /// answers each with `answer`; the sessions the server saw, and the
+    /// statements' errors.
+    async fn two_failed_statements(answer: Answer) -> (usize, Vec<sqlx::Error>) {
+        let server = FakeServer::start(answer).await;
+        let conns = Connections::new(server.options(), 2, Duration::from_secs(5), Arc::default());
+        let mut errors = Vec::new();
+        for _ in 0..2 {
+            let mut conn = conns.get().await.expect("a session");
+            errors.push(conn.simple("SELECT 1").await.expect_err("every query fails"));
+        }
+        (server.sessions.load(Ordering::SeqCst), errors)
+    }
+
+    /// How the fake server answers every query.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// An error with this SQLSTATE; the session goes on.
+        Error(&'static str),
+        /// No answer: the session ends.
+        HangUp,
+    }
+
+    /// Just enough of a Postgres server (protocol 3) to let sessions in,
+    /// with no password and no TLS, and fail their simple queries.
+    struct FakeServer {
+        addr: std::net::SocketAddr,
+        /// Sessions let in so far.
+        sessions: Arc<AtomicUsize>,
+    }
+
+    impl FakeServer {
+        async fn start(answer: Answer) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+            let addr = listener.local_addr().expect("its address");
+            let sessions = Arc::new(AtomicUsize::new(0));
+            let counted = sessions.clone();
+            tokio::spawn(async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(serve(socket, answer));
+                }
+            });
+            Self { addr, sessions }
+        }
+
+        fn options(&self) -> PgConnectOptions {
+            PgConnectOptions::new()
+                .host(&self.addr.ip().to_string())
+                .port(self.addr.port())
+                .username("test")
+                .ssl_mode(PgSslMode::Disable)
+        }
+    }
+
+    /// One session: the startup message, then each query's answer.
+    async fn serve(mut socket: TcpStream, answer: Answer) -> std::io::Result<()> {
+        // StartupMessage: a length that counts itself, then the rest.
+        let len = socket.read_u32().await? as usize;
+        socket.read_exact(&mut vec![0; len.saturating_sub(4)]).await?;
+        socket.write_all(&message(b'R', &0u32.to_be_bytes())).await?; // AuthenticationOk
+        socket.write_all(&message(b'Z', b"I")).await?; // ReadyForQuery, idle
+        loop {
+            let kind = socket.read_u8().await?;
+            let len = socket.read_u32().await? as usize;
+            socket.read_exact(&mut vec![0; len.saturating_sub(4)]).await?;
+            match (kind, answer) {
+                (b'Q', Answer::Error(code)) => {
+                    let mut fields = Vec::new();
+                    for (field, value) in [(b'S', "ERROR"), (b'V', "ERROR"), (b'C', code), (b'M', "refused")] {
+                        fields.push(field);
+                        fields.extend_from_slice(value.as_bytes());
+                        fields.push(0);
+                    }
+                    fields.push(0);
+                    socket.write_all(&message(b'E', &fields)).await?;
+                    socket.write_all(&message(b'Z', b"I")).await?;
+                }
+                (b'Q', Answer::HangUp) | (b'X', _) => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
+    /// A backend message: its type, a length that counts itself, `body`.
+    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind];
+        out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+        out
     }
 }
