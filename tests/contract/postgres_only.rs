@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use idemproof_models::LeaseToken;
+use idemproof_models::{LeaseToken, Terms};
 use idemproof_service::clock::Clock;
 use idemproof_service::domain::agent::CreateEnvelope;
 use idemproof_service::store::postgres::PgStore;
@@ -35,6 +35,7 @@ pub fn cases() -> Vec<(&'static str, Backends, Case)> {
         sequential_creations_reuse_their_connections,
         a_dropped_store_stops_listening,
         a_refused_write_runs_once_and_keeps_its_connection,
+        the_store_keeps_the_terms_it_was_opened_with,
     ]
 }
 
@@ -427,6 +428,30 @@ async fn a_refused_write_runs_once_and_keeps_its_connection(backend: Backend) {
     let after = sessions(&mut admin).await;
     assert_eq!(after, before, "sessions opened or closed since the refusals");
     let _ = admin.close().await;
+}
+
+/// The lease and TTL a store is opened with are the ones it reports
+/// (the broken strategies write their records with what it reports) and
+/// the ones its key records carry. Neither is the default here, so a
+/// store that lost them shows.
+async fn the_store_keeps_the_terms_it_was_opened_with(backend: Backend) {
+    let app = TestApp::spawn(&backend, |c| {
+        c.idempotency_lease = Duration::from_secs(7);
+        c.idempotency_ttl = Duration::from_secs(3600);
+    })
+    .await;
+    let terms = app.config.terms();
+    assert_ne!(terms, Terms::default());
+    assert_eq!(app.pg.as_ref().expect("postgres").terms(), terms);
+    let created = app.create(1, 1, Some("kept-terms"), &json!({"name": "Bot"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let ttl: i64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM expires_at - created_at)::bigint FROM idempotency_keys WHERE key = 'kept-terms'",
+    )
+    .fetch_one(app.pool.as_ref().expect("postgres"))
+    .await
+    .expect("the key's record");
+    assert_eq!(ttl, terms.ttl.num_seconds());
 }
 
 /// The database's client sessions but the one this query runs on, by

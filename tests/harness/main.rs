@@ -133,6 +133,7 @@ fn main() -> std::process::ExitCode {
         trials.push(mutants_trial(&runtime, &env, target.clone(), deployments.clone()));
     }
     trials.push(partitioned_trial(&runtime, &env));
+    trials.push(only_their_bug_trial(&runtime, &env));
     if docker_opted_out() {
         eprintln!("note: {SKIP_VAR}=1: Postgres-backed harness runs are skipped (never do this in CI)");
     }
@@ -326,6 +327,57 @@ fn partitioned_trial(runtime: &Arc<tokio::runtime::Runtime>, env: &Arc<Result<En
             }
         }
         Ok(())
+    })
+}
+
+/// The broken strategies whose bug an identical retry, made after the
+/// original's answer, meets: the completed key's replay is refused (as
+/// another payload's, or with 409).
+const SEQUENTIAL_RETRY_BUGS: [Strategy; 2] = [Strategy::EmptyFingerprintOnComplete, Strategy::Completed409];
+
+/// Each broken strategy is broken where its bug is, and only there. A
+/// strategy that failed everywhere (a lookup that never finds, a record
+/// never written) would be caught by any scenario, and its row in the
+/// mutants table would prove nothing about the scenario built for it.
+/// Under `lost-ack` every retry is sequential and identical (same
+/// principal, same payload, after the original committed), so every
+/// strategy whose bug needs a race, another principal, another payload,
+/// a failure or a crash must run clean, as the teams that shipped them
+/// saw in their own tests; those of [`SEQUENTIAL_RETRY_BUGS`] must be
+/// caught. On Postgres, where their statements run.
+fn only_their_bug_trial(runtime: &Arc<tokio::runtime::Runtime>, env: &Arc<Result<Environment, String>>) -> Trial {
+    let target = Target::Postgres { replicas: 1 };
+    let name = format!(
+        "{}::broken_strategies_pass_a_sequential_retry",
+        kind(&target, &settings())
+    );
+    trial(runtime, env, name, target, move |runtime, env, target| {
+        let mut wrong = Vec::new();
+        for strategy in Strategy::broken().filter(|s| mutants::exists_on(*s, &target)) {
+            let settings = ServiceSettings { strategy, ..settings() };
+            let report = runtime
+                .block_on(suite::run(
+                    &target,
+                    env,
+                    &settings,
+                    &Sizes::smoke(SEED),
+                    &[Scenario::LostAck],
+                    false,
+                ))
+                .map_err(|e| Failed::from(format!("{strategy}: {e:#}")))?;
+            if SEQUENTIAL_RETRY_BUGS.contains(&strategy) {
+                if report.violations() == 0 {
+                    wrong.push(format!("{strategy} escaped its own bug"));
+                }
+            } else if let Err(e) = assert_clean(&report) {
+                wrong.push(format!("{strategy}: {}", e.message().unwrap_or_default()));
+            }
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(wrong.join("\n").into())
+        }
     })
 }
 
