@@ -194,18 +194,28 @@ fn scenario_trial(
 ) -> Trial {
     let name = format!("{}::{scenario}", kind(&target, &settings));
     trial(runtime, env, name, target, move |runtime, env, target| {
-        let report = runtime
-            .block_on(suite::run(
-                &target,
-                env,
-                &settings,
-                &Sizes::smoke(SEED),
-                &[scenario],
-                false,
-            ))
-            .map_err(|e| Failed::from(format!("{e:#}")))?;
-        assert_clean(&report)
+        assert_clean(&smoke_run(&runtime, env, &target, &settings, scenario)?)
     })
+}
+
+/// `scenario` alone on `target` at the smoke sizes.
+fn smoke_run(
+    runtime: &tokio::runtime::Runtime,
+    env: &Environment,
+    target: &Target,
+    settings: &ServiceSettings,
+    scenario: Scenario,
+) -> Result<RunReport, Failed> {
+    runtime
+        .block_on(suite::run(
+            target,
+            env,
+            settings,
+            &Sizes::smoke(SEED),
+            &[scenario],
+            false,
+        ))
+        .map_err(|e| Failed::from(format!("{}: {e:#}", settings.strategy)))
 }
 
 fn assert_clean(report: &RunReport) -> Result<(), Failed> {
@@ -355,16 +365,7 @@ fn only_their_bug_trial(runtime: &Arc<tokio::runtime::Runtime>, env: &Arc<Result
         let mut wrong = Vec::new();
         for strategy in Strategy::broken().filter(|s| mutants::exists_on(*s, &target)) {
             let settings = ServiceSettings { strategy, ..settings() };
-            let report = runtime
-                .block_on(suite::run(
-                    &target,
-                    env,
-                    &settings,
-                    &Sizes::smoke(SEED),
-                    &[Scenario::LostAck],
-                    false,
-                ))
-                .map_err(|e| Failed::from(format!("{strategy}: {e:#}")))?;
+            let report = smoke_run(&runtime, env, &target, &settings, Scenario::LostAck)?;
             if SEQUENTIAL_RETRY_BUGS.contains(&strategy) {
                 if report.violations() == 0 {
                     wrong.push(format!("{strategy} escaped its own bug"));
